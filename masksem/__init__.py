@@ -1,0 +1,1 @@
+"""The `masksem` command: one room above the training and serving wings."""

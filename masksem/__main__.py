@@ -1,0 +1,3 @@
+from masksem.cli import main
+
+main()

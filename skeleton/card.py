@@ -1,0 +1,154 @@
+"""The model card: everything a server needs to feed an exported model exactly as training did.
+
+Export writes it beside the ONNX file (``model.card.json``) and into the ONNX metadata under
+:data:`METADATA_KEY`; the service reads it back with :func:`load_card` and refuses a model
+whose card is missing, malformed, names an unknown layout, or whose sha256 does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from skeleton.clip import WindowSpec
+from skeleton.layouts import LAYOUTS
+
+CARD_VERSION = 1
+METADATA_KEY = "masksem.card"
+INPUT_NAME = "skeleton"  # (N, persons, frames, joints, 3) float32
+OUTPUT_NAME = "logits"  # (N, classes) float32
+
+
+class CardError(ValueError):
+    """A model card that is missing, malformed, or does not belong to its ONNX file."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    layout: str
+    window: WindowSpec
+    fps: float
+    onnx_sha256: str
+    opset: int
+    variant: str = "fp32"  # fp32 | int8 | fp16
+    training: dict[str, Any] = field(default_factory=dict)  # data, recipe, checkpoint hash
+    metrics: dict[str, Any] = field(default_factory=dict)  # test-split accuracy per variant
+    # True when the graph has a separate single-person path (absent second person skipped).
+    single_person_input: bool = False
+    card_version: int = CARD_VERSION
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """How a raw clip becomes the model input, in the terms of ``skeleton.clip``."""
+        return {"function": "skeleton.clip.inference_window", "window": asdict(self.window)}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["labels"] = list(self.labels)
+        out["window"]["train_crop"] = list(self.window.train_crop)
+        out["preprocessing"] = self.preprocessing
+        out["input"] = {"name": INPUT_NAME, "shape": ["N", *self.input_shape[1:]]}
+        out["output"] = {"name": OUTPUT_NAME, "shape": ["N", len(self.labels)]}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int, int]:
+        joints = LAYOUTS[self.layout].num_joints
+        return (1, self.window.persons, self.window.frames, joints, 3)
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str = "card") -> ModelCard:
+        if not isinstance(raw, dict):
+            kind = type(raw).__name__
+            raise CardError(f"{source}: a model card must be a JSON object, got {kind}")
+        data = dict(raw)
+        for derived in ("preprocessing", "input", "output"):
+            data.pop(derived, None)
+        known = {f.name for f in fields(cls)}
+        required = {
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        }
+        missing = sorted(required - data.keys())
+        if missing:
+            raise CardError(f"{source}: missing field(s) {', '.join(missing)}")
+        unknown = sorted(data.keys() - known)
+        if unknown:
+            raise CardError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        if data.get("card_version", CARD_VERSION) != CARD_VERSION:
+            raise CardError(f"{source}: card_version {data['card_version']} is not {CARD_VERSION}")
+        try:
+            window_raw = dict(data["window"])
+            if "train_crop" in window_raw:
+                window_raw["train_crop"] = tuple(window_raw["train_crop"])
+            data["window"] = WindowSpec(**window_raw)
+            data["labels"] = tuple(str(label) for label in data["labels"])
+        except (TypeError, ValueError) as err:
+            raise CardError(f"{source}: field 'window' or 'labels' is malformed: {err}") from err
+        card = cls(**data)
+        card.validate(source=source)
+        return card
+
+    def validate(self, *, source: str = "card") -> None:
+        if self.layout not in LAYOUTS:
+            known = ", ".join(sorted(LAYOUTS))
+            raise CardError(f"{source}: field 'layout': unknown layout {self.layout!r} ({known})")
+        if not self.labels or len(set(self.labels)) != len(self.labels):
+            raise CardError(f"{source}: field 'labels' must be a non-empty list of unique names")
+        if self.window.frames < 1 or self.window.persons < 1:
+            raise CardError(f"{source}: field 'window' needs frames >= 1 and persons >= 1")
+        if not (self.fps > 0):
+            raise CardError(f"{source}: field 'fps' must be positive, got {self.fps}")
+        digest = self.onnx_sha256
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise CardError(f"{source}: field 'onnx_sha256' must be 64 lower-case hex digits")
+        if self.variant not in ("fp32", "int8", "fp16"):
+            raise CardError(f"{source}: field 'variant' must be fp32, int8 or fp16")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def card_path_for(onnx_path: Path) -> Path:
+    """``model.onnx`` -> ``model.card.json``."""
+    return onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".card.json")
+
+
+def write_card(card: ModelCard, onnx_path: Path) -> Path:
+    path = card_path_for(onnx_path)
+    path.write_text(card.to_json() + "\n")
+    return path
+
+
+def load_card(onnx_path: Path, *, check_hash: bool = True) -> ModelCard:
+    """Read and check the card beside ``onnx_path``; :class:`CardError` says what is wrong."""
+    path = card_path_for(onnx_path)
+    if not path.is_file():
+        raise CardError(f"{onnx_path}: no model card at {path}; export writes one beside the model")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CardError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno})") from err
+    card = ModelCard.from_dict(raw, source=str(path))
+    if check_hash:
+        actual = sha256_of(onnx_path)
+        if actual != card.onnx_sha256:
+            raise CardError(
+                f"{path}: onnx_sha256 {card.onnx_sha256[:12]}... does not match {onnx_path} "
+                f"({actual[:12]}...): the model was changed after export, or the card belongs "
+                "to another model"
+            )
+    return card

@@ -1,0 +1,192 @@
+"""Pure functions on skeleton clips: the one preprocessing path of training and serving.
+
+A clip is a float array ``(M, T, V, 3)``: persons, frames, joints, xyz. An absent person is all
+zeros; a frame is *valid* when any coordinate of any person in it is non-zero.
+
+The crop-and-resize functions reproduce the public MAMP/CTR-GCN ``valid_crop_resize`` exactly:
+the crop arithmetic, and the resize in time as bilinear interpolation with
+``align_corners=False`` (half-pixel centres, source index clamped at 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Clip = NDArray[np.float32]
+
+
+class ClipError(ValueError):
+    """A clip that cannot be used: wrong shape, no valid frame, or non-finite values."""
+
+
+class ClipShapeError(ClipError):
+    pass
+
+
+class EmptyClipError(ClipError):
+    pass
+
+
+class NonFiniteClipError(ClipError):
+    def __init__(self, message: str, *, person: int, frame: int, joint: int) -> None:
+        super().__init__(message)
+        self.person, self.frame, self.joint = person, frame, joint
+
+
+def check_clip(x: NDArray[np.floating], *, where: str = "clip") -> Clip:
+    """Return ``x`` as float32 ``(M, T, V, 3)``; reject other shapes and NaN or inf values."""
+    arr = np.asarray(x)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] < 1:
+        expected = "(persons, frames, joints, 3)"
+        raise ClipShapeError(f"{where}: expected shape {expected}, got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ClipShapeError(f"{where}: coordinates must be numbers, got dtype {arr.dtype}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        m, t, v, _ = (int(i) for i in np.argwhere(~finite)[0])
+        bad = arr[m, t, v]
+        raise NonFiniteClipError(
+            f"{where}: non-finite coordinate {bad.tolist()} at person {m}, frame {t}, joint {v}",
+            person=m,
+            frame=t,
+            joint=v,
+        )
+    return arr.astype(np.float32, copy=False)
+
+
+def valid_frame_mask(x: Clip) -> NDArray[np.bool_]:
+    """``(T,)`` True where any coordinate of any person is non-zero."""
+    return np.asarray((x != 0).any(axis=(0, 2, 3)))
+
+
+def valid_frames(x: Clip, *, where: str = "clip") -> Clip:
+    """The valid frames of ``x`` in order; raises :class:`EmptyClipError` if there are none."""
+    mask = valid_frame_mask(x)
+    if not mask.any():
+        raise EmptyClipError(f"{where}: every frame is all zeros ({x.shape[1]} frames)")
+    return x if mask.all() else x[:, mask]
+
+
+def resize_time(x: Clip, frames: int) -> Clip:
+    """Linear resize along time to ``frames`` (bilinear, ``align_corners=False``)."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    length = x.shape[1]
+    if length == frames:
+        return x.astype(np.float32, copy=True)
+    src = (np.arange(frames, dtype=np.float64) + 0.5) * (length / frames) - 0.5
+    src = np.maximum(src, 0.0)
+    lo = np.minimum(np.floor(src).astype(np.int64), length - 1)
+    hi = np.minimum(lo + 1, length - 1)
+    w = (src - lo).astype(np.float32)[None, :, None, None]
+    out: Clip = (x[:, lo] * (1.0 - w) + x[:, hi] * w).astype(np.float32, copy=False)
+    return out
+
+
+def centre_crop_resize(x: Clip, frames: int, *, ratio: float = 0.95) -> Clip:
+    """Test-time view: the centred ``ratio`` of the frames of ``x``, resized to ``frames``."""
+    length = x.shape[1]
+    bias = int((1.0 - ratio) * length / 2)
+    return resize_time(x[:, bias : length - bias], frames)
+
+
+def random_crop_resize(
+    x: Clip,
+    frames: int,
+    rng: np.random.Generator,
+    *,
+    ratio_range: tuple[float, float] = (0.5, 1.0),
+    min_frames: int = 64,
+) -> Clip:
+    """Training view: a random contiguous ``p`` share of the frames, ``p ~ U(ratio_range)``,
+    at least ``min_frames`` long (at most all of them), resized to ``frames``."""
+    length = x.shape[1]
+    lo, hi = ratio_range
+    p = rng.random() * (hi - lo) + lo
+    cropped = min(max(int(np.floor(length * p)), min_frames), length)
+    start = int(rng.integers(0, length - cropped + 1))
+    return resize_time(x[:, start : start + cropped], frames)
+
+
+def rotation_matrix(ax: float, ay: float, az: float) -> NDArray[np.float32]:
+    """``Rz @ Ry @ Rx`` with the sign conventions of the public MAMP ``random_rot``."""
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
+    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
+    return np.asarray(rz @ ry @ rx, dtype=np.float32)
+
+
+def rotate(x: Clip, matrix: NDArray[np.floating]) -> Clip:
+    """Apply one 3x3 rotation to every point of the clip."""
+    return np.asarray(x @ np.asarray(matrix, dtype=np.float32).T, dtype=np.float32)
+
+
+def random_rotation(x: Clip, rng: np.random.Generator, *, max_angle: float = 0.3) -> Clip:
+    """Rotate the whole clip by angles drawn from U[-max_angle, max_angle] about x, y and z."""
+    angles = rng.uniform(-max_angle, max_angle, size=3)
+    return rotate(x, rotation_matrix(*angles))
+
+
+def centre_on_joint(x: Clip, joint: int) -> Clip:
+    """Subtract ``joint`` of person 0 in its first non-zero frame from every present point."""
+    present = (x != 0).any(axis=(2, 3))  # (M, T)
+    if not present[0].any():
+        raise EmptyClipError("cannot centre a clip whose first person never appears")
+    first = int(np.argmax(present[0]))
+    origin = x[0, first, joint]
+    out: Clip = (x - origin).astype(np.float32, copy=False)
+    out[~present] = 0.0
+    return out
+
+
+def fit_persons(x: Clip, persons: int) -> Clip:
+    """Keep the first ``persons`` persons, adding all-zero persons where the clip has fewer."""
+    m = x.shape[0]
+    if m == persons:
+        return x
+    if m > persons:
+        return x[:persons]
+    pad = np.zeros((persons - m, *x.shape[1:]), dtype=np.float32)
+    return np.concatenate([x, pad], axis=0)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a clip becomes a model window; stored in the model card so serving matches training."""
+
+    frames: int = 120
+    persons: int = 2
+    test_crop: float = 0.95
+    train_crop: tuple[float, float] = (0.5, 1.0)
+    min_crop_frames: int = 64
+    max_rotation: float = 0.3
+    # Joint of person 0 (in its first present frame) moved to the origin; None keeps camera
+    # coordinates (NTU's prepared files are already centred on SpineMid).
+    centre_joint: int | None = None
+
+
+def _centred(x: Clip, spec: WindowSpec) -> Clip:
+    return x if spec.centre_joint is None else centre_on_joint(x, spec.centre_joint)
+
+
+def inference_window(x: NDArray[np.floating], spec: WindowSpec, *, where: str = "clip") -> Clip:
+    """The test-time preprocessing: valid frames, centred crop, resize, persons fitted."""
+    clip = _centred(valid_frames(check_clip(x, where=where), where=where), spec)
+    return fit_persons(centre_crop_resize(clip, spec.frames, ratio=spec.test_crop), spec.persons)
+
+
+def training_window(
+    x: NDArray[np.floating], spec: WindowSpec, rng: np.random.Generator, *, where: str = "clip"
+) -> Clip:
+    """The training augmentation: valid frames, random crop, resize, random rotation."""
+    clip = _centred(valid_frames(check_clip(x, where=where), where=where), spec)
+    clip = random_crop_resize(
+        clip, spec.frames, rng, ratio_range=spec.train_crop, min_frames=spec.min_crop_frames
+    )
+    if spec.max_rotation > 0:
+        clip = random_rotation(clip, rng, max_angle=spec.max_rotation)
+    return fit_persons(clip, spec.persons)
