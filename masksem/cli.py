@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from masksem import cli_train
 from masksem.cli_data import data_app
 
 app = typer.Typer(
@@ -14,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data", help="Prepare and inspect skeleton datasets.")
+for command in (cli_train.pretrain, cli_train.linear, cli_train.finetune, cli_train.evaluate):
+    app.command()(command)
 
 
 def main() -> None:

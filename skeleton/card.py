@@ -41,6 +41,8 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)  # test-split accuracy per variant
     # True when the graph has a separate single-person path (absent second person skipped).
     single_person_input: bool = False
+    # Span of recent frames a live stream classifies (seconds); None: window.frames / fps.
+    stream_window_s: float | None = None
     card_version: int = CARD_VERSION
 
     @property
@@ -52,7 +54,8 @@ class ModelCard:
         out = asdict(self)
         out["labels"] = list(self.labels)
         out["window"]["train_crop"] = list(self.window.train_crop)
-        out["preprocessing"] = self.preprocessing
+        # The same JSON shape as the window above, so a card read back from JSON compares equal.
+        out["preprocessing"] = {**self.preprocessing, "window": out["window"]}
         out["input"] = {"name": INPUT_NAME, "shape": ["N", *self.input_shape[1:]]}
         out["output"] = {"name": OUTPUT_NAME, "shape": ["N", len(self.labels)]}
         return out
@@ -110,6 +113,8 @@ class ModelCard:
         digest = self.onnx_sha256
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise CardError(f"{source}: field 'onnx_sha256' must be 64 lower-case hex digits")
+        if self.stream_window_s is not None and not (self.stream_window_s > 0):
+            raise CardError(f"{source}: field 'stream_window_s' must be positive or null")
         if self.variant not in ("fp32", "int8", "fp16"):
             raise CardError(f"{source}: field 'variant' must be fp32, int8 or fp16")
 

@@ -80,6 +80,10 @@ class Task(Protocol):
         """``model`` is ``module`` or its DDP wrapper: call it for the forward pass."""
         ...
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based), also the first one after a resume."""
+        ...
+
     def after_step(self) -> None: ...
 
     def evaluate(self, epoch: int) -> dict[str, float]:
@@ -180,7 +184,7 @@ class TrainingLoop:
             num_workers=cfg.num_workers,
             drop_last=len(dataset) >= cfg.batch_size * ctx.world_size,  # type: ignore[arg-type]
             pin_memory=ctx.device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
+            persistent_workers=False,  # workers must see set_epoch: fresh ones each epoch
         )
         self.state = RunState()
         self.writer = None
@@ -264,6 +268,7 @@ class TrainingLoop:
             last = min(last, self.state.epoch + stop_after_epochs)
         steps_per_epoch = max(len(self.loader), 1)
         for epoch in range(self.state.epoch, last):
+            self.task.start_epoch(epoch)
             self.module.train()
             sums: dict[str, float] = {}
             count = 0

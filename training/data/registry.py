@@ -1,0 +1,138 @@
+"""One entry point for every dataset: ``load_dataset(name, root, benchmark, **options)``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.data.errors import DatasetError
+from training.data.types import SkeletonDataset
+
+DATA_ROOT_ENV = "MASKSEM_DATA_ROOT"
+
+
+def data_root() -> Path:
+    """``$MASKSEM_DATA_ROOT``, else ``<repo root>/../shared/data``."""
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _utd(root: Path, benchmark: str) -> SkeletonDataset:
+    from training.data.utd import load_utd_mhad
+
+    return load_utd_mhad(root, benchmark)
+
+
+def _ucla(root: Path, benchmark: str) -> SkeletonDataset:
+    from training.data.ucla import load_nw_ucla
+
+    return load_nw_ucla(root, benchmark)
+
+
+def _sbu(root: Path, benchmark: str) -> SkeletonDataset:
+    from training.data.sbu import load_sbu
+
+    return load_sbu(root, benchmark)
+
+
+def _ntu(root: Path, benchmark: str) -> SkeletonDataset:
+    from training.data.ntu import load_ntu_npz
+
+    return load_ntu_npz(root, benchmark)
+
+
+def _pku(
+    root: Path, benchmark: str, phase: int | str = 1, frames: int | str = 300
+) -> SkeletonDataset:
+    from training.data.pku import load_pku_mmd
+
+    try:
+        phase, frames = int(phase), int(frames)
+    except ValueError:
+        raise DatasetError(f"phase {phase!r} and frames {frames!r} must be integers") from None
+    return load_pku_mmd(root, phase, benchmark, frames)
+
+
+def _folder(
+    root: Path, benchmark: str | None, layout: str | None = None, test_subjects: Any = None
+) -> SkeletonDataset:
+    from training.data.folder import load_folder
+
+    return load_folder(root, layout=layout, test_subjects=test_subjects, benchmark=benchmark)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    loader: Callable[..., SkeletonDataset]
+    benchmarks: tuple[str, ...]  # the first is the default; empty: any label is accepted
+    options: tuple[str, ...]
+    # where it lives under the data root, given the benchmark and options; None: root required
+    default_root: Callable[[Path, str, dict[str, Any]], Path] | None
+    note: str
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "utd-mhad": DatasetEntry(
+        _utd, ("xsub",), (), lambda d, b, o: d / "utd-mhad", "UTD-MHAD .mat files"
+    ),
+    "nw-ucla": DatasetEntry(
+        _ucla, ("xview", "xsub"), (), lambda d, b, o: d / "nw-ucla", "NW-UCLA JSON files"
+    ),
+    "sbu": DatasetEntry(
+        _sbu,
+        ("fold1", "fold2", "fold3", "fold4", "fold5"),
+        (),
+        lambda d, b, o: d / "sbu-kinect",
+        "SBU Kinect Interaction text files",
+    ),
+    "ntu": DatasetEntry(
+        _ntu,
+        ("xsub", "xview", "xsub120", "xset120"),
+        (),
+        lambda d, b, o: d / "ntu" / f"{b}.npz",
+        "a prepared NTU npz file (root is the file)",
+    ),
+    "pku-mmd": DatasetEntry(
+        _pku,
+        ("xsub", "xview"),
+        ("phase", "frames"),
+        lambda d, b, o: d / "pku-mmd" / f"v{o.get('phase', 1)}",
+        "PKU-MMD phase 1 or 2 (option phase)",
+    ),
+    "folder": DatasetEntry(
+        _folder, (), ("layout", "test_subjects"), None, "your own clips + manifest.csv"
+    ),
+}
+
+
+def load_dataset(
+    name: str, root: Path | None = None, benchmark: str | None = None, **options: Any
+) -> SkeletonDataset:
+    """Load dataset ``name`` under ``benchmark`` (its default if None).
+
+    ``root`` defaults to the dataset's folder under :func:`data_root`.
+    """
+    entry = DATASETS.get(name)
+    if entry is None:
+        known = "; ".join(f"{n} ({e.note})" for n, e in DATASETS.items())
+        raise DatasetError(f"unknown dataset {name!r}; known: {known}")
+    if entry.benchmarks and benchmark is None:
+        benchmark = entry.benchmarks[0]
+    if entry.benchmarks and benchmark not in entry.benchmarks:
+        raise DatasetError(
+            f"{name} has benchmarks {', '.join(entry.benchmarks)}; got {benchmark!r}"
+        )
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        allowed = ", ".join(entry.options) or "none"
+        raise DatasetError(f"{name} does not take option(s) {unknown}; it takes: {allowed}")
+    if root is None:
+        if entry.default_root is None:
+            raise DatasetError(f"{name} has no default location: give its root folder")
+        root = entry.default_root(data_root(), benchmark or "", options)
+    return entry.loader(Path(root), benchmark, **options)

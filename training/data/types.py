@@ -1,0 +1,87 @@
+"""The clips every reader yields: samples, skipped files and a dataset with its split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from skeleton.clip import valid_frame_mask
+from skeleton.layouts import get_layout
+
+#: ``Sample.subject`` of a dataset that does not say who performed a clip (PKU-MMD, npz files
+#: without names).
+UNKNOWN_SUBJECT = -1
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One labelled clip: ``data`` is float32 ``(M, T, V, 3)``, an absent person all zeros."""
+
+    name: str
+    data: NDArray[np.float32]
+    label: int  # 0-based index into SkeletonDataset.classes
+    subject: int
+    view: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 4 or self.data.shape[-1] != 3:
+            raise ValueError(f"sample {self.name}: expected (M, T, V, 3), got {self.data.shape}")
+        if self.data.dtype != np.float32:
+            raise ValueError(f"sample {self.name}: expected float32, got {self.data.dtype}")
+
+    @property
+    def frames(self) -> int:
+        """Number of valid frames (frames where any coordinate of any person is non-zero)."""
+        return int(valid_frame_mask(self.data).sum())
+
+
+@dataclass
+class SkippedSample:
+    """A file or instance a whole-dataset load left out, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class SkeletonDataset:
+    """A dataset under one benchmark: its layout, class names and train/test samples."""
+
+    name: str
+    layout: str
+    classes: list[str]
+    train: list[Sample]
+    test: list[Sample]
+    skipped: list[SkippedSample] = field(default_factory=list)
+    benchmark: str = ""
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.train + self.test
+
+    def stats(self) -> dict[str, Any]:
+        """Counts a user checks a download against (sequences, classes, subjects, split sizes)."""
+        samples = self.samples
+        frames = np.array([s.frames for s in samples], dtype=np.int64)
+        subjects = {s.subject for s in samples if s.subject != UNKNOWN_SUBJECT}
+        return {
+            "name": self.name,
+            "layout": self.layout,
+            "benchmark": self.benchmark,
+            "sequences": len(samples),
+            "classes": len(self.classes),
+            "subjects": len(subjects),
+            "joints": get_layout(self.layout).num_joints,
+            "persons": max((s.data.shape[0] for s in samples), default=0),
+            "train": len(self.train),
+            "test": len(self.test),
+            "skipped": len(self.skipped),
+            "frames": {
+                "min": int(frames.min()) if frames.size else 0,
+                "median": float(np.median(frames)) if frames.size else 0.0,
+                "max": int(frames.max()) if frames.size else 0,
+            },
+        }

@@ -1,0 +1,275 @@
+"""Supervised protocols on a pre-trained (or fresh) encoder: linear evaluation with the encoder
+frozen, fine-tuning (optionally on a labelled fraction: the semi-supervised protocol), and
+training from scratch. Each run ends with a classifier checkpoint, metrics.json and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, model_validator
+from torch import nn
+from torch.utils.data import DataLoader
+
+from skeleton.card import sha256_of
+from skeleton.clip import WindowSpec
+from skeleton.layouts import get_layout
+from training.data.types import Sample, SkeletonDataset
+from training.distributed import DistContext
+from training.loop import LoopConfig, TrainingLoop, save_atomic, seed_everything
+from training.model.config import ModelConfig
+from training.model.encoder import Encoder
+from training.model.heads import Classifier, FinetuneHead, LinearHead, param_groups
+from training.recipes.common import DataConfig, load_data
+from training.recipes.plots import plot_confusion, plot_history
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_NAME = "classifier.pt"
+
+
+class ClassifyRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["linear", "finetune"]
+    name: str
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    # A pre-training checkpoint.pt; None trains from scratch (fine-tuning only).
+    pretrained: Path | None = None
+    label_fraction: float = 1.0  # semi-supervised: a class-stratified random share of labels
+    fraction_seed: int = 0  # which random subset (a different one per seed)
+    dropout: float = 0.3
+    hidden: int = 2048
+    label_smoothing: float = 0.0
+    layer_decay: float | None = None
+    eval_every: int = 5
+    fps: float = 30.0  # frame rate of the recordings, written into the exported card
+    loop: LoopConfig = LoopConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClassifyRecipe:
+        if self.kind == "linear" and self.pretrained is None:
+            raise ValueError("linear evaluation needs a pre-trained encoder (pretrained: ...)")
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
+        if self.model.frames != self.data.frames or self.model.persons != self.data.persons:
+            raise ValueError("model.frames/persons must equal data.frames/persons")
+        return self
+
+
+def load_encoder(checkpoint: Path, model: ModelConfig) -> tuple[dict[str, Any], str]:
+    """The encoder weights of a pre-training checkpoint, and that file's sha256."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = state.get("config", {}).get("model")
+    if saved is not None and ModelConfig.model_validate(saved) != model:
+        raise ValueError(
+            f"{checkpoint} was pre-trained with model {saved}, but this recipe builds {model}"
+        )
+    weights = {k.removeprefix("encoder."): v for k, v in state["model"].items()}
+    encoder_keys = set(Encoder(model).state_dict())
+    return {k: v for k, v in weights.items() if k in encoder_keys}, sha256_of(checkpoint)
+
+
+def build_classifier(
+    model: ModelConfig, kind: str, classes: int, *, dropout: float = 0.3, hidden: int = 2048
+) -> Classifier:
+    head: nn.Module
+    if kind == "linear":
+        head = LinearHead(model.width, classes)
+    else:
+        head = FinetuneHead(model.width, model.joints, classes, dropout, hidden)
+    return Classifier(Encoder(model), head)
+
+
+def classifier_from_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild a finished classifier (in eval mode) and return it with its checkpoint dict."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("kind") != "classifier":
+        raise ValueError(f"{path} is not a classifier checkpoint (write one with linear/finetune)")
+    model = ModelConfig.model_validate(state["model_config"])
+    classifier = build_classifier(
+        model, state["head"], state["num_classes"], **state["head_config"]
+    )
+    classifier.load_state_dict(state["state_dict"])
+    return classifier.eval(), state
+
+
+class ClassifyTask:
+    def __init__(
+        self,
+        recipe: ClassifyRecipe,
+        classifier: Classifier,
+        test: Any,
+        classes: list[str],
+        out_dir: Path,
+        ctx: DistContext,
+    ) -> None:
+        self.recipe, self.module, self.test, self.classes = recipe, classifier, test, classes
+        self.out, self.ctx = out_dir, ctx
+        self.frozen = recipe.kind == "linear"
+        if self.frozen:
+            classifier.encoder.requires_grad_(False)
+        self.last_eval: dict[str, Any] = {}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return param_groups(self.module, self.recipe.loop.weight_decay, self.recipe.layer_decay)
+
+    def start_epoch(self, epoch: int) -> None:
+        pass
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.frozen:
+            self.module.encoder.eval()  # no drop path in a frozen encoder
+        clips, labels = (t.to(self.ctx.device, non_blocking=True) for t in batch)
+        logits = model(clips)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
+        top1 = (logits.argmax(dim=1) == labels).float().mean()
+        return loss, {"train_top1": float(top1)}
+
+    def after_step(self) -> None:
+        pass
+
+    def evaluate(self, epoch: int) -> dict[str, float]:
+        last = epoch + 1 == self.recipe.loop.epochs
+        if not last and (epoch + 1) % self.recipe.eval_every:
+            return {}
+        self.last_eval = evaluate_classifier(self.module, self.test, self.classes, self.ctx.device)
+        return {"test_top1": self.last_eval["top1"], "test_top5": self.last_eval["top5"]}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, feeder: Any, device: torch.device, batch: int = 64) -> np.ndarray:
+    """Logits for every clip of a test feeder, in order."""
+    was_training = model.training
+    model.eval()
+    out = [
+        model(clips.to(device)).float().cpu()
+        for clips, _ in DataLoader(feeder, batch_size=batch, shuffle=False)
+    ]
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def accuracy_report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    ranked = np.argsort(-logits, axis=1)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (labels, ranked[:, 0]), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "top1": float((ranked[:, 0] == labels).mean()),
+        "top5": float((ranked[:, : min(5, len(classes))] == labels[:, None]).any(axis=1).mean()),
+        "clips": int(len(labels)),
+        "per_class": {name: float(acc) for name, acc in zip(classes, per_class, strict=True)},
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate_classifier(
+    model: nn.Module, feeder: Any, classes: list[str], device: torch.device
+) -> dict[str, Any]:
+    logits = predict(model, feeder, device)
+    labels = np.array([s.label for s in feeder.samples])
+    return accuracy_report(logits, labels, classes)
+
+
+def classifier_checkpoint(
+    classifier: Classifier,
+    recipe: ClassifyRecipe,
+    data: SkeletonDataset,
+    window: WindowSpec,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The hand-over to export: weights plus everything the model card needs."""
+    return {
+        "kind": "classifier",
+        "model_config": recipe.model.model_dump(mode="json"),
+        "head": recipe.kind,
+        "num_classes": len(data.classes),
+        "head_config": {"dropout": recipe.dropout, "hidden": recipe.hidden},
+        "state_dict": classifier.state_dict(),
+        "labels": list(data.classes),
+        "layout": data.layout,
+        "window": dataclasses.asdict(window),
+        "fps": recipe.fps,
+        "dataset": {"name": data.name, "benchmark": data.benchmark},
+        "recipe": recipe.model_dump(mode="json"),
+        "metrics": {k: metrics[k] for k in ("top1", "top5", "clips") if k in metrics},
+    }
+
+
+def labelled(samples: list[Sample], recipe: ClassifyRecipe) -> list[Sample]:
+    if recipe.label_fraction >= 1.0:
+        return samples
+    from training.data.feeder import labelled_subset
+
+    return labelled_subset(samples, recipe.label_fraction, recipe.fraction_seed)
+
+
+def run_classify(
+    recipe: ClassifyRecipe,
+    out_dir: Path,
+    ctx: DistContext,
+    *,
+    fresh: bool = False,
+    stop_after_epochs: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a classifier and evaluate it on the test split; returns metrics."""
+    from training.data.feeder import SkeletonFeeder
+
+    seed_everything(recipe.loop.seed + ctx.rank)
+    data = load_data(recipe.data)
+    layout = get_layout(data.layout)
+    if recipe.model.joints != layout.num_joints:
+        raise ValueError(f"model.joints must be {layout.num_joints} for {layout.name}")
+    window = recipe.data.window(data.layout)
+    train_samples = labelled(data.train, recipe)
+    train = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
+    test = SkeletonFeeder(data.test, window, train=False)
+    classifier = build_classifier(
+        recipe.model, recipe.kind, len(data.classes), dropout=recipe.dropout, hidden=recipe.hidden
+    )
+    source_hash = None
+    if recipe.pretrained is not None:
+        weights, source_hash = load_encoder(recipe.pretrained, recipe.model)
+        classifier.encoder.load_state_dict(weights)
+    task = ClassifyTask(recipe, classifier, test, data.classes, out_dir, ctx)
+    loop = TrainingLoop(
+        task, train, recipe.loop, out_dir, ctx,
+        run_config=recipe.model_dump(mode="json"), desc=f"{recipe.kind}[{recipe.name}]",
+    )  # fmt: skip
+    if not fresh:
+        loop.resume()
+    history = loop.run(stop_after_epochs=stop_after_epochs)
+    loop.close()
+    report = task.last_eval or evaluate_classifier(classifier, test, data.classes, ctx.device)
+    metrics = {
+        **{k: v for k, v in report.items() if k != "confusion"},
+        "protocol": recipe.kind,
+        "label_fraction": recipe.label_fraction,
+        "labelled_clips": len(train_samples),
+        "from_scratch": recipe.pretrained is None,
+        "pretrained_sha256": source_hash,
+        "dataset": {"name": data.name, "benchmark": data.benchmark, "skipped": len(data.skipped)},
+        "config": recipe.model_dump(mode="json"),
+        "epochs_run": loop.state.epoch,
+    }
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        confusion = np.array(report["confusion"])
+        title = f"{recipe.name}: top-1 {report['top1']:.3f}"
+        plot_confusion(confusion, data.classes, out_dir / "confusion.png", title=title)
+        if history:
+            plot_history(history, out_dir / "curves.png", title=f"{recipe.kind}: {recipe.name}")
+        save_atomic(
+            classifier_checkpoint(classifier, recipe, data, window, report),
+            out_dir / CLASSIFIER_NAME,
+        )
+    return metrics

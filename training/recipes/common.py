@@ -1,0 +1,51 @@
+"""What every recipe shares: the data section of a recipe file and how it becomes datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from skeleton.clip import WindowSpec
+from skeleton.layouts import get_layout
+from training.data.types import SkeletonDataset
+
+
+class DataConfig(BaseModel):
+    """Which dataset and split, and how clips become windows (method.md section 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str  # utd-mhad | nw-ucla | sbu | ntu | pku-mmd | folder
+    root: Path | None = None  # default: $MASKSEM_DATA_ROOT/<dataset folder>
+    benchmark: str | None = None  # the dataset's default split when None
+    options: dict[str, Any] = {}
+    frames: int = 120
+    persons: int = 2
+    test_crop: float = 0.95
+    train_crop: tuple[float, float] = (0.5, 1.0)
+    min_crop_frames: int = 64
+    max_rotation: float = 0.3
+    centre: bool = True  # move the layout's root joint (first frame) to the origin
+    limit: int | None = None  # keep only the first N clips of each split (quick checks)
+
+    def window(self, layout: str) -> WindowSpec:
+        return WindowSpec(
+            frames=self.frames,
+            persons=self.persons,
+            test_crop=self.test_crop,
+            train_crop=self.train_crop,
+            min_crop_frames=self.min_crop_frames,
+            max_rotation=self.max_rotation,
+            centre_joint=get_layout(layout).root if self.centre else None,
+        )
+
+
+def load_data(cfg: DataConfig) -> SkeletonDataset:
+    from training.data.registry import load_dataset
+
+    data = load_dataset(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
+    if cfg.limit is not None:
+        data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
+    return data
