@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmarks.report import write_section
 from skeleton.layouts import get_layout
 from training.model.config import MaskingKind, ModelConfig, PretrainConfig
 from training.model.heads import param_groups
@@ -204,7 +205,9 @@ def main() -> None:
     results = run(args.steps, args.warmup, args.threads, not args.no_baseline)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown_section(results))
+    section = markdown_section(results)
+    write_section("pretrain_step", section)
+    print(section)
 
 
 if __name__ == "__main__":

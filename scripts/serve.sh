@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install the recognition service (CPU onnxruntime, no torch) into ./.venv-serve and start it on
+# the default model (models/default.onnx). Extra arguments go to `masksem serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv-serve/bin/python ] || "$PY" -m venv .venv-serve
+.venv-serve/bin/python -m pip install -q --upgrade pip
+.venv-serve/bin/python -m pip install -q -e '.[serve]'
+exec .venv-serve/bin/masksem serve --host "${MASKSEM_HOST:-0.0.0.0}" "$@"

@@ -1,0 +1,168 @@
+"""Pre-training and evaluation recipes end to end on a handful of real UTD-MHAD clips with a tiny
+model: resume after a kill, the two-stage and single-run MaskSem, frozen linear evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from training.config_io import load_config
+from training.distributed import DistContext
+from training.recipes.classify import ClassifyRecipe, classifier_from_checkpoint, run_classify
+from training.recipes.pretrain import PretrainRecipe, run_pretrain
+
+CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+DATA = {"dataset": "utd-mhad", "frames": 16, "persons": 1, "min_crop_frames": 8, "limit": 24}
+MODEL = {"persons": 1, "frames": 16, "joints": 20, "width": 32, "depth": 2, "heads": 2,
+         "decoder_width": 32, "decoder_depth": 1}  # fmt: skip
+LOOP = {"epochs": 3, "warmup_epochs": 1, "batch_size": 8, "lr": 1e-3, "lr_batch": 8,
+        "min_lr": 1e-4, "checkpoint_every": 1, "threads": 1}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _real_data(data_root: Path) -> None:
+    """Every test here reads real clips."""
+
+
+def write_recipe(path: Path, **fields: object) -> Path:
+    path.write_text(yaml.safe_dump(fields))
+    return path
+
+
+def pretrain_recipe(tmp_path: Path, **changes: object) -> Path:
+    fields = {"name": "tiny-mamp", "data": DATA, "model": MODEL, "masking": "motion",
+              "loop": LOOP, **changes}  # fmt: skip
+    return write_recipe(tmp_path / f"{fields['name']}.yaml", **fields)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    recipe_path = pretrain_recipe(
+        tmp_path, name="tiny-switch", masking="semantic", switch_epoch=1, loop={**LOOP, "epochs": 4}
+    )
+    recipe = load_config(recipe_path, PretrainRecipe)
+    straight = run_pretrain(recipe, tmp_path / "straight", CPU)
+
+    resumed_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "masksem.cli", "pretrain", "-c", str(recipe_path),
+           "--out", str(resumed_dir), "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (resumed_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(resumed_dir / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["epoch"] <= 4
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ})
+    assert_same_weights(weights(straight), weights(resumed_dir / "checkpoint.pt"))
+    history = json.loads((resumed_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+
+
+def test_single_run_switches_to_semantic_masking_and_the_loss_falls(tmp_path: Path) -> None:
+    recipe = load_config(
+        pretrain_recipe(tmp_path, masking="semantic", switch_epoch=2, loop={**LOOP, "epochs": 4}),
+        PretrainRecipe,
+    )
+    run_pretrain(recipe, tmp_path / "run", CPU)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert ["salient_share" in row for row in history] == [False, False, True, True]
+    assert all(0.0 < row["salient_share"] < 1.0 for row in history[2:])
+    assert history[-1]["loss_velocity"] < history[0]["loss_velocity"]
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,")
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_two_stage_recipe_runs_mamp_first_and_starts_masksem_from_it(tmp_path: Path) -> None:
+    pretrain_recipe(tmp_path, name="stage-one", loop={**LOOP, "epochs": 1})
+    masksem = load_config(
+        pretrain_recipe(
+            tmp_path, name="tiny-masksem", masking="semantic",
+            init={"recipe": str(tmp_path / "stage-one.yaml")}, loop={**LOOP, "epochs": 1},
+        ),
+        PretrainRecipe,
+    )  # fmt: skip
+    final = run_pretrain(masksem, tmp_path / "run", CPU)
+    stage1 = weights(tmp_path / "run" / "stage1" / "checkpoint.pt")
+    stage2 = weights(final)
+    # the MaskSem stage trained on from the MAMP weights; its teacher started as their copy
+    assert not torch.equal(stage1["encoder.blocks.0.attn.qkv.weight"],
+                           stage2["encoder.blocks.0.attn.qkv.weight"])  # fmt: skip
+    drift = (stage2["teacher.encoder.norm.weight"] - stage1["encoder.norm.weight"]).abs().max()
+    assert drift < 0.05
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert "salient_share" in history[0] and "loss_acceleration" in history[0]
+
+
+def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
+    tmp_path: Path,
+) -> None:
+    pretrained = run_pretrain(
+        load_config(pretrain_recipe(tmp_path, loop={**LOOP, "epochs": 1}), PretrainRecipe),
+        tmp_path / "pre",
+        CPU,
+    )
+    linear = ClassifyRecipe.model_validate(
+        {
+            "kind": "linear",
+            "name": "tiny-linear",
+            "data": DATA,
+            "model": MODEL,
+            "pretrained": str(pretrained),
+            "eval_every": 1,
+            "loop": {
+                **LOOP,
+                "epochs": 2,
+                "optimizer": "sgd",
+                "lr": 0.1,
+                "min_lr": 0.0,
+                "weight_decay": 0.0,
+            },
+        }  # fmt: skip
+    )
+    metrics = run_classify(linear, tmp_path / "linear", CPU)
+    classifier, state = classifier_from_checkpoint(tmp_path / "linear" / "classifier.pt")
+    before = weights(pretrained)
+    for key, value in classifier.encoder.state_dict().items():
+        assert torch.equal(value, before[f"encoder.{key}"]), key
+    assert metrics["clips"] == 24  # the (limited) test split, not the training clips
+    assert metrics["labelled_clips"] == 24
+    saved = json.loads((tmp_path / "linear" / "metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"] and saved["pretrained_sha256"]
+    assert 0.0 <= saved["top1"] <= saved["top5"] <= 1.0
+    assert state["labels"][0] == "right arm swipe to the left"
+    assert (tmp_path / "linear" / "confusion.png").stat().st_size > 0
+
+
+def test_semi_supervised_finetuning_trains_on_a_seeded_share_of_the_labels(
+    tmp_path: Path,
+) -> None:
+    base = {"kind": "finetune", "name": "tiny-ft", "data": {**DATA, "limit": 40},
+            "model": MODEL, "label_fraction": 0.5, "hidden": 16,
+            "loop": {**LOOP, "epochs": 1}}  # fmt: skip
+    runs = {}
+    for seed in (1, 2):
+        recipe = ClassifyRecipe.model_validate({**base, "fraction_seed": seed})
+        runs[seed] = run_classify(recipe, tmp_path / f"seed{seed}", CPU)
+    assert runs[1]["labelled_clips"] == runs[2]["labelled_clips"] < 40
+    assert runs[1]["from_scratch"] and runs[1]["clips"] == 40
