@@ -15,9 +15,16 @@ import pytest
 import torch
 import yaml
 
+from skeleton.layouts import get_layout
 from training.config_io import load_config
 from training.distributed import DistContext
-from training.recipes.classify import ClassifyRecipe, classifier_from_checkpoint, run_classify
+from training.model.config import ModelConfig
+from training.recipes.classify import (
+    ClassifyRecipe,
+    classifier_from_checkpoint,
+    load_encoder,
+    run_classify,
+)
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -166,3 +173,33 @@ def test_semi_supervised_finetuning_trains_on_a_seeded_share_of_the_labels(
         runs[seed] = run_classify(recipe, tmp_path / f"seed{seed}", CPU)
     assert runs[1]["labelled_clips"] == runs[2]["labelled_clips"] < 40
     assert runs[1]["from_scratch"] and runs[1]["clips"] == 40
+
+
+def test_transfer_carries_joint_embeddings_across_kinect_v1_orders(tmp_path: Path) -> None:
+    pretrained = run_pretrain(
+        load_config(pretrain_recipe(tmp_path, loop={**LOOP, "epochs": 1}), PretrainRecipe),
+        tmp_path / "utd",
+        CPU,
+    )
+    source = weights(pretrained)["encoder.embed.pos.joint"]
+    moved, _ = load_encoder(pretrained, ModelConfig.model_validate(MODEL), "ucla20")
+    utd, ucla = get_layout("utd20"), get_layout("ucla20")
+    for name_utd, name_ucla in (("head", "Head"), ("hip_center", "HipCenter"),
+                                ("spine", "Spine"), ("right_hand", "HandRight")):  # fmt: skip
+        assert torch.equal(moved["embed.pos.joint"][ucla.index(name_ucla)],
+                           source[utd.index(name_utd)])  # fmt: skip
+    transfer = ClassifyRecipe.model_validate(
+        {
+            "kind": "finetune",
+            "name": "utd-to-ucla",
+            "hidden": 16,
+            "pretrained": str(pretrained),
+            "data": {**DATA, "dataset": "nw-ucla"},
+            "model": MODEL,
+            "loop": {**LOOP, "epochs": 1},
+        }  # fmt: skip
+    )
+    metrics = run_classify(transfer, tmp_path / "ucla", CPU)
+    assert metrics["dataset"]["name"] == "nw-ucla" and metrics["clips"] == 24
+    with pytest.raises(ValueError, match="utd20 joints, which do not map onto ntu25"):
+        load_encoder(pretrained, ModelConfig.model_validate({**MODEL, "joints": 25}), "ntu25")

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from skeleton.card import sha256_of
 from skeleton.clip import WindowSpec
-from skeleton.layouts import get_layout
+from skeleton.layouts import can_map, get_layout, joint_map
 from training.data.types import Sample, SkeletonDataset
 from training.distributed import DistContext
 from training.loop import LoopConfig, TrainingLoop, save_atomic, seed_everything
@@ -64,15 +64,28 @@ class ClassifyRecipe(BaseModel):
         return self
 
 
-def load_encoder(checkpoint: Path, model: ModelConfig) -> tuple[dict[str, Any], str]:
-    """The encoder weights of a pre-training checkpoint, and that file's sha256."""
+def load_encoder(checkpoint: Path, model: ModelConfig, layout: str) -> tuple[dict[str, Any], str]:
+    """The encoder weights of a pre-training checkpoint for ``model`` on ``layout``, and that
+    file's sha256. Transfer across layouts: when the checkpoint was pre-trained on another
+    layout whose joints map onto ``layout`` (utd20 <-> ucla20, ntu25 -> Kinect v1), the joint
+    embedding is carried over joint by joint."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    saved = state.get("config", {}).get("model")
-    if saved is not None and ModelConfig.model_validate(saved) != model:
-        raise ValueError(
-            f"{checkpoint} was pre-trained with model {saved}, but this recipe builds {model}"
-        )
+    config = state.get("config", {})
     weights = {k.removeprefix("encoder."): v for k, v in state["model"].items()}
+    saved = config.get("model")
+    if saved is not None:
+        ignore = {"joints", "persons", "drop_path"}
+        theirs = ModelConfig.model_validate(saved).model_dump(exclude=ignore)
+        if theirs != model.model_dump(exclude=ignore):
+            raise ValueError(f"{checkpoint} was pre-trained with model {saved}, not {model}")
+    source = config.get("layout", layout)
+    if source != layout:
+        if not can_map(source, layout):
+            raise ValueError(
+                f"{checkpoint} was pre-trained on {source} joints, which do not map onto {layout}"
+            )
+        remap = torch.as_tensor(joint_map(source, layout), dtype=torch.float32)
+        weights["embed.pos.joint"] = remap @ weights["embed.pos.joint"]
     encoder_keys = set(Encoder(model).state_dict())
     return {k: v for k, v in weights.items() if k in encoder_keys}, sha256_of(checkpoint)
 
@@ -237,7 +250,7 @@ def run_classify(
     )
     source_hash = None
     if recipe.pretrained is not None:
-        weights, source_hash = load_encoder(recipe.pretrained, recipe.model)
+        weights, source_hash = load_encoder(recipe.pretrained, recipe.model, data.layout)
         classifier.encoder.load_state_dict(weights)
     task = ClassifyTask(recipe, classifier, test, data.classes, out_dir, ctx)
     loop = TrainingLoop(
