@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from masksem import cli_train
+from masksem import cli_export, cli_serve, cli_train
 from masksem.cli_data import data_app
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app = typer.Typer(
 app.add_typer(data_app, name="data", help="Prepare and inspect skeleton datasets.")
 for command in (cli_train.pretrain, cli_train.linear, cli_train.finetune, cli_train.evaluate):
     app.command()(command)
+app.command()(cli_export.export)
+app.command()(cli_serve.serve)
 
 
 def main() -> None:
