@@ -84,7 +84,7 @@ def load_encoder(checkpoint: Path, model: ModelConfig, layout: str) -> tuple[dic
             raise ValueError(
                 f"{checkpoint} was pre-trained on {source} joints, which do not map onto {layout}"
             )
-        remap = torch.as_tensor(joint_map(source, layout), dtype=torch.float32)
+        remap = torch.tensor(joint_map(source, layout), dtype=torch.float32)
         weights["embed.pos.joint"] = remap @ weights["embed.pos.joint"]
     encoder_keys = set(Encoder(model).state_dict())
     return {k: v for k, v in weights.items() if k in encoder_keys}, sha256_of(checkpoint)

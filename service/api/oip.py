@@ -1,0 +1,145 @@
+"""Open Inference Protocol v2 (KServe, Triton clients): health, model metadata and infer.
+
+``infer`` takes the model input as it is, preprocessed windows ``(N, persons, frames, V, 3)``,
+and returns the raw ``logits``; REST ``/v1/predict`` is the route that preprocesses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from service import __version__
+from service.api.errors import ApiError
+from service.api.schemas import InferRequest
+from service.api.security import rate_limit
+from service.api.state import ServiceState, get_state
+from service.engine import WindowShapeError
+from service.runtime import ModelRuntime
+from skeleton.card import INPUT_NAME, OUTPUT_NAME
+
+health = APIRouter(prefix="/v2/health", tags=["health"])
+router = APIRouter(prefix="/v2")
+
+
+@health.get("/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@health.get("/ready")
+async def ready(state: ServiceState = Depends(get_state)) -> JSONResponse:
+    ok = state.slot.ready
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "masksem", "version": __version__, "extensions": []}
+
+
+def _runtime_for(name: str, state: ServiceState) -> ModelRuntime:
+    if not state.slot.ready:
+        raise ApiError(503, "not_ready", "the model is still loading")
+    runtime = state.slot.current
+    if name != runtime.card.name:
+        raise ApiError(
+            404, "unknown_model", f"no model {name!r}; this server serves {runtime.card.name!r}"
+        )
+    return runtime
+
+
+@router.get("/models/{name}")
+async def model_metadata(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    card = _runtime_for(name, state).card
+    _, persons, frames, joints, _ = card.input_shape
+    return {
+        "name": card.name,
+        "versions": [card.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [
+            {
+                "name": INPUT_NAME,
+                "datatype": "FP32",
+                "shape": [-1, -1 if card.single_person_input else persons, frames, joints, 3],
+            }
+        ],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(card.labels)]}],
+    }
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    _runtime_for(name, state)
+    return {"name": name, "ready": True}
+
+
+def _input_array(request: InferRequest) -> np.ndarray:
+    tensors = {t.name: t for t in request.inputs}
+    if set(tensors) != {INPUT_NAME} or len(request.inputs) != 1:
+        raise ApiError(
+            400,
+            "bad_input",
+            f"expected exactly one input named {INPUT_NAME!r}, got {list(tensors)}",
+        )
+    tensor = tensors[INPUT_NAME]
+    if tensor.datatype != "FP32":
+        raise ApiError(400, "bad_input", f"input {INPUT_NAME!r}: datatype must be FP32")
+    try:
+        flat = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
+    except (ValueError, TypeError) as err:
+        raise ApiError(
+            400,
+            "bad_input",
+            f"input {INPUT_NAME!r}: data must be numbers in a flat or regular nested list ({err})",
+        ) from err
+    if any(d < 0 for d in tensor.shape) or flat.size != int(np.prod(tensor.shape)):
+        raise ApiError(
+            400,
+            "bad_input",
+            f"input {INPUT_NAME!r}: shape {tensor.shape} needs {int(np.prod(tensor.shape))} "
+            f"values, data has {flat.size}",
+        )
+    x = flat.reshape(tensor.shape)
+    if not np.isfinite(x).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise ApiError(400, "bad_input", f"input {INPUT_NAME!r}: non-finite value at {where}")
+    return x
+
+
+@router.post("/models/{name}/infer", dependencies=[Depends(rate_limit)])
+async def infer(
+    name: str, request: InferRequest, state: ServiceState = Depends(get_state)
+) -> dict[str, Any]:
+    _runtime_for(name, state)
+    if request.outputs and [o.name for o in request.outputs] != [OUTPUT_NAME]:
+        raise ApiError(
+            400,
+            "bad_output",
+            f"the only output is {OUTPUT_NAME!r}, asked for {[o.name for o in request.outputs]}",
+        )
+    x = _input_array(request)
+    async with state.slot.use() as runtime:
+        try:
+            logits = await runtime.infer(x)
+        except WindowShapeError as err:
+            raise ApiError(400, "bad_input", f"input {INPUT_NAME!r}: {err}") from err
+        card = runtime.card
+    reply: dict[str, Any] = {
+        "model_name": card.name,
+        "model_version": card.version,
+        "outputs": [
+            {
+                "name": OUTPUT_NAME,
+                "datatype": "FP32",
+                "shape": list(logits.shape),
+                "data": logits.reshape(-1).tolist(),
+            }
+        ],
+    }
+    if request.id is not None:
+        reply["id"] = request.id
+    return reply

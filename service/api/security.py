@@ -1,0 +1,89 @@
+"""Optional API-key authentication (checked before a request body is even read) and
+per-client rate limiting."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from fastapi import Depends
+from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.errors import ApiError, error_body
+from service.api.state import ServiceState, get_state
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def presented_key(conn: HTTPConnection) -> str | None:
+    """The key from ``X-API-Key`` or ``Authorization: Bearer``; WebSockets may also use
+    ``?api_key=`` because browsers cannot set headers on them."""
+    key = conn.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    auth = conn.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    if conn.scope["type"] == "websocket":
+        return conn.query_params.get("api_key")
+    return None
+
+
+def key_is_valid(conn: HTTPConnection, state: ServiceState) -> bool:
+    expected = state.settings.api_key
+    if expected is None:
+        return True
+    given = presented_key(conn)
+    return given is not None and secrets.compare_digest(
+        given.encode(), expected.get_secret_value().encode()
+    )
+
+
+#: Open without a key: health probes and the live page (its WebSocket still needs the key).
+PUBLIC_PATHS = ("/v2/health/", "/static/")
+PUBLIC_EXACT = ("/",)
+
+
+class ApiKeyGuard:
+    """Answers 401 to HTTP requests without the right key, except for the public paths.
+    WebSockets are checked by their route, which can then close with a reason."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        public = path in PUBLIC_EXACT or path.startswith(PUBLIC_PATHS)
+        if scope["type"] != "http" or public:
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        if key_is_valid(conn, get_state(conn)):
+            await self.app(scope, receive, send)
+            return
+        body = error_body(
+            "unauthorized", f"missing or wrong API key: send it in the {API_KEY_HEADER} header"
+        )
+        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "ApiKey"})
+        await response(scope, receive, send)
+
+
+def client_id(conn: HTTPConnection) -> str:
+    key = presented_key(conn)
+    if key:
+        return "key:" + key
+    return "ip:" + (conn.client.host if conn.client else "unknown")
+
+
+def rate_limit(conn: HTTPConnection, state: ServiceState = Depends(get_state)) -> None:
+    wait = state.limiter.acquire(client_id(conn))
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {state.settings.rate_limit_per_s:g} requests per second; "
+            f"retry in {wait:.2f} s",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )

@@ -1,0 +1,114 @@
+"""The FastAPI application factory: ``create_app(settings)``; all state lives on the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from service import __version__
+from service.api import oip, ops, rest, stream_ws
+from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit, RateLimiter
+from service.api.ops import STATIC_DIR, RequestCounter
+from service.api.security import ApiKeyGuard
+from service.api.state import ServiceState
+from service.engine import EngineOptions
+from service.metrics import ServiceMetrics
+from service.runtime import BatchingOptions, ModelSlot
+from service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: ServiceSettings) -> ServiceState:
+    metrics = ServiceMetrics()
+    slot = ModelSlot(
+        settings.model,
+        EngineOptions(
+            providers=settings.providers,
+            intra_op_threads=settings.intra_op_threads,
+            warmup_runs=settings.warmup_runs,
+            warmup_batch=settings.max_batch,
+        ),
+        BatchingOptions(max_batch=settings.max_batch, max_wait_s=settings.max_wait_ms / 1000),
+        metrics,
+        drain_timeout_s=settings.reload_drain_s,
+    )
+    limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    return ServiceState(settings=settings, slot=slot, metrics=metrics, limiter=limiter)
+
+
+def create_app(
+    settings: ServiceSettings | None = None, *, reload_on_sighup: bool = False
+) -> FastAPI:
+    """A service over ``settings.model``; with ``reload_on_sighup`` SIGHUP reloads the model
+    (only where the app runs on the main thread's event loop, as under ``masksem serve``)."""
+    settings = settings or ServiceSettings()  # type: ignore[call-arg]  # from the environment
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.slot.start()
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[object]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(_reload_logged(state))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        if reload_on_sighup:
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        try:
+            yield
+        finally:
+            if reload_on_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            await state.slot.close()
+
+    app = FastAPI(
+        title="MaskSem action recognition",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.masksem = state
+    install_error_handlers(app)
+    # Last added runs first: count every request, then check the key, then the body size.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ApiKeyGuard)
+    app.add_middleware(RequestCounter)
+    app.include_router(oip.health)
+    app.include_router(oip.router)
+    app.include_router(rest.router)
+    app.include_router(stream_ws.router)
+    app.include_router(ops.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _reload_logged(state: ServiceState) -> None:
+    try:
+        runtime = await state.slot.reload()
+    except Exception as err:  # noqa: BLE001 - a failed reload keeps the old model serving
+        log.error("SIGHUP reload failed, still serving the previous model: %s", err)
+    else:
+        log.info("SIGHUP reload: now serving %s %s", runtime.card.name, runtime.card.version)
+
+
+def uvicorn_config(app: FastAPI, settings: ServiceSettings, **overrides: object) -> uvicorn.Config:
+    """The server settings ``masksem serve`` runs the app with (message size limit included)."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws_max_size": settings.max_ws_message_bytes,
+        "log_level": "info",
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]

@@ -1,0 +1,76 @@
+"""Prometheus metrics of one service instance, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+
+from service.engine import InferenceEngine
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class ServiceMetrics:
+    """Everything /metrics shows; also the micro-batcher's :class:`BatchObserver`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "masksem_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.inference_seconds = Histogram(
+            "masksem_inference_seconds",
+            "onnxruntime time per batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "masksem_batch_size", "windows per onnxruntime call", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.queue_wait_seconds = Histogram(
+            "masksem_queue_wait_seconds",
+            "time a window waited for its batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.open_streams = Gauge("masksem_open_streams", "open WebSocket streams", registry=r)
+        self.active_bodies = Gauge(
+            "masksem_active_bodies", "bodies tracked over all streams", registry=r
+        )
+        self.frames = Counter("masksem_stream_frames", "stream frames received", registry=r)
+        self.frames_dropped = Counter(
+            "masksem_frames_dropped", "stream frames dropped", ["reason"], registry=r
+        )
+        self.predictions = Counter(
+            "masksem_predictions", "predictions sent", ["transport"], registry=r
+        )
+        self.reloads = Counter("masksem_reloads", "model reloads", ["outcome"], registry=r)
+        self.model = Info("masksem_model", "the model being served", registry=r)
+
+    def observe_batch(self, size: int, seconds: float, queue_waits: Sequence[float]) -> None:
+        self.batch_size.observe(size)
+        self.inference_seconds.observe(seconds)
+        for wait in queue_waits:
+            self.queue_wait_seconds.observe(wait)
+
+    def set_model(self, engine: InferenceEngine) -> None:
+        card = engine.card
+        self.model.info(
+            {
+                "name": card.name,
+                "version": card.version,
+                "variant": card.variant,
+                "sha256": card.onnx_sha256,
+                "provider": engine.provider,
+                "path": str(engine.path),
+            }
+        )

@@ -1,0 +1,175 @@
+"""The transport-free stream core: windows, stride, ordering, drops, eviction, smoothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.engine import InferenceEngine
+from service.preprocess import model_window
+from service.stream import (
+    BoundedFrameQueue,
+    Eviction,
+    Frame,
+    FrameDropped,
+    LabelSmoother,
+    Prediction,
+    StreamConfig,
+    StreamCore,
+    StreamError,
+    resample_to_grid,
+    softmax,
+)
+from tests.service.tiny_service import LAYOUT, TinyModel, random_clip
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: TinyModel) -> InferenceEngine:
+    return InferenceEngine(tiny_model.path)
+
+
+def feed(core: StreamCore, engine: InferenceEngine, clip: np.ndarray, body: int = 1,
+         t0: float = 0.0, fps: float = 30.0) -> list:  # fmt: skip
+    events = []
+    for i, joints in enumerate(clip):
+        events += core.process(Frame(t0 + i / fps, {body: joints}), engine.run)
+    return events
+
+
+def predictions(events: list) -> list[Prediction]:
+    return [e for e in events if isinstance(e, Prediction)]
+
+
+def test_predicts_every_stride_frames_once_enough_frames(engine: InferenceEngine) -> None:
+    core = StreamCore(StreamConfig(layout=LAYOUT, stride=5, min_frames=12), engine.card)
+    events = feed(core, engine, random_clip(40))
+    ends = [round(p.end * 30) for p in predictions(events)]
+    # the first prediction waits for 12 frames, the next ones come every 5 new frames
+    assert ends == [11, 16, 21, 26, 31, 36]
+    assert core.stats.predictions == 6 and core.stats.frames_accepted == 40
+
+
+def test_stream_window_is_the_offline_window_of_the_same_frames(engine: InferenceEngine) -> None:
+    clip = random_clip(50)
+    core = StreamCore(
+        StreamConfig(layout=LAYOUT, stride=50, min_frames=1, window_s=10.0), engine.card
+    )
+    (prediction,) = predictions(feed(core, engine, clip))
+    offline = softmax(engine.run(model_window(clip[None], LAYOUT, engine.card)[None])[0])
+    streamed = dict(prediction.top_k)
+    assert prediction.frames == 50 and prediction.start == 0.0
+    for label, p in zip(engine.card.labels, offline, strict=True):
+        if label in streamed:
+            assert streamed[label] == pytest.approx(p, abs=1e-6)
+    assert prediction.raw_label == engine.card.labels[int(np.argmax(offline))]
+
+
+def test_window_covers_only_the_last_window_seconds(engine: InferenceEngine) -> None:
+    core = StreamCore(
+        StreamConfig(layout=LAYOUT, stride=90, min_frames=1, window_s=1.0), engine.card
+    )
+    (prediction,) = predictions(feed(core, engine, random_clip(90)))
+    assert prediction.frames == 31  # 1 s at the model's 30 fps, both ends included
+    assert prediction.end - prediction.start == pytest.approx(1.0)
+
+
+def test_irregular_timestamps_are_resampled_to_the_model_rate() -> None:
+    times = np.array([0.0, 0.05, 0.07, 0.2])
+    joints = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 2, 3), np.float32)
+    frames, start = resample_to_grid(times, joints, fps=10.0, span_s=1.0)
+    assert start == pytest.approx(0.0)
+    np.testing.assert_allclose(frames[:, 0, 0], [0.0, 2.2307692, 3.0], rtol=1e-6)
+
+
+def test_out_of_order_frames_inside_the_window_are_inserted(engine: InferenceEngine) -> None:
+    clip = random_clip(40)
+    order = list(range(40))
+    order[20], order[21] = order[21], order[20]
+    config = StreamConfig(layout=LAYOUT, stride=1, min_frames=40, window_s=5.0)
+    shuffled, in_order = StreamCore(config, engine.card), StreamCore(config, engine.card)
+    events = []
+    for i in order:
+        events += shuffled.process(Frame(i / 30, {1: clip[i]}), engine.run)
+    (late,) = predictions(events)
+    (reference,) = predictions(feed(in_order, engine, clip))
+    assert shuffled.stats.frames_reordered == 1 and shuffled.stats.frames_dropped == 0
+    assert late.top_k == reference.top_k and late.frames == 40
+
+
+def test_duplicate_and_too_late_frames_are_dropped_and_counted(engine: InferenceEngine) -> None:
+    core = StreamCore(StreamConfig(layout=LAYOUT, window_s=1.0), engine.card)
+    clip = random_clip(60)
+    feed(core, engine, clip)
+    duplicate = core.add_frame(Frame(59 / 30, {1: clip[-1]}))
+    late = core.add_frame(Frame(0.0, {1: clip[0]}))
+    assert not duplicate.accepted and not late.accepted
+    assert [e.reason for e in duplicate.events if isinstance(e, FrameDropped)] == ["duplicate"]
+    assert [e.reason for e in late.events if isinstance(e, FrameDropped)] == ["too_late"]
+    assert core.stats.dropped["duplicate"] == 1 and core.stats.dropped["too_late"] == 1
+    assert core.stats.frames_received == 62 == core.stats.frames_accepted + 2
+
+
+def test_idle_bodies_are_evicted_by_stream_time(engine: InferenceEngine) -> None:
+    core = StreamCore(StreamConfig(layout=LAYOUT, idle_timeout_s=0.5), engine.card)
+    a, b = random_clip(30, seed=1), random_clip(30, seed=2)
+    core.process(Frame(0.0, {"a": a[0], "b": b[0]}), engine.run)
+    events = []
+    for i in range(1, 30):
+        events += core.process(Frame(i / 30, {"b": b[i]}), engine.run)
+    evicted = [e for e in events if isinstance(e, Eviction)]
+    assert [e.body for e in evicted] == ["a"] and core.bodies == ["b"]
+    assert evicted[0].timestamp - evicted[0].last_seen > 0.5
+    # nobody in view still moves time on, so the last body goes too
+    events = core.process(Frame(2.0, {}), engine.run)
+    assert [e.body for e in events if isinstance(e, Eviction)] == ["b"]
+
+
+def test_bodies_beyond_the_limit_are_dropped_and_counted(engine: InferenceEngine) -> None:
+    core = StreamCore(StreamConfig(layout=LAYOUT, max_bodies=2), engine.card)
+    joints = random_clip(1)[0]
+    update = core.add_frame(Frame(0.0, {1: joints, 2: joints, 3: joints}))
+    assert update.accepted and sorted(core.bodies) == [1, 2]
+    assert [(e.reason, e.body) for e in update.events if isinstance(e, FrameDropped)] == [
+        ("too_many_bodies", 3)
+    ]
+
+
+def test_bad_joints_raise_a_precise_error_and_count_as_dropped(engine: InferenceEngine) -> None:
+    core = StreamCore(StreamConfig(layout=LAYOUT), engine.card)
+    joints = random_clip(1)[0]
+    with pytest.raises(StreamError, match=r"body 1.*\(20, 3\), got \(19, 3\)"):
+        core.add_frame(Frame(0.0, {1: joints[:19]}))
+    joints = joints.copy()
+    joints[7, 2] = np.nan
+    with pytest.raises(StreamError, match="joint 7"):
+        core.add_frame(Frame(0.1, {1: joints}))
+    assert core.stats.dropped["invalid"] == 2
+
+
+def test_config_refuses_unknown_and_unmappable_layouts(engine: InferenceEngine) -> None:
+    with pytest.raises(ValueError, match="unknown joint layout 'kinect'"):
+        StreamConfig(layout="kinect")
+    with pytest.raises(StreamError, match="'sbu15' cannot be mapped to the model's layout"):
+        StreamCore(StreamConfig(layout="sbu15"), engine.card)
+
+
+def test_smoothing_averages_and_hysteresis_holds_the_label() -> None:
+    smoother = LabelSmoother(smoothing=0.5, hysteresis=0.2)
+    probs, shown, changed = smoother.update(np.array([0.7, 0.3]))
+    assert shown == 0 and not changed
+    probs, shown, changed = smoother.update(np.array([0.3, 0.7]))
+    np.testing.assert_allclose(probs, [0.5, 0.5])
+    assert shown == 0 and not changed
+    probs, shown, changed = smoother.update(np.array([0.1, 0.9]))  # 0.3 vs 0.7: lead 0.4
+    assert shown == 1 and changed
+    flicker = LabelSmoother(smoothing=0.0, hysteresis=0.3)
+    flicker.update(np.array([0.6, 0.4]))
+    assert flicker.update(np.array([0.45, 0.55]))[1] == 0  # a lead of 0.1 is not enough
+
+
+def test_bounded_queue_refuses_and_counts_overflow() -> None:
+    queue = BoundedFrameQueue(2)
+    frames = [Frame(i, {}) for i in range(5)]
+    accepted = [queue.offer(f) for f in frames]
+    assert accepted == [True, True, False, False, False] and queue.dropped == 3
+    assert [f.timestamp for f in queue.drain()] == [0, 1] and len(queue) == 0

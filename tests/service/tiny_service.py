@@ -1,0 +1,133 @@
+"""Helpers of the service tests: a tiny real model and real uvicorn servers on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import uvicorn
+from torch import nn
+
+from service.app import create_app, uvicorn_config
+from service.settings import ServiceSettings
+from skeleton.card import ModelCard
+from skeleton.clip import WindowSpec
+from skeleton.layouts import get_layout
+from training.export import CardFields
+from training.model.config import ModelConfig
+from training.model.heads import Classifier
+from training.recipes.classify import build_classifier
+
+LAYOUT = "utd20"
+FPS = 30.0
+LABELS = tuple(f"action-{i:02d}" for i in range(27))
+WINDOW = WindowSpec(frames=32, persons=2, min_crop_frames=16, centre_joint=get_layout(LAYOUT).root)
+
+
+def tiny_classifier(seed: int = 0) -> Classifier:
+    """A randomly initialised classifier of the real architecture, small enough for CI."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        persons=WINDOW.persons,
+        frames=WINDOW.frames,
+        joints=get_layout(LAYOUT).num_joints,
+        width=32,
+        depth=2,
+        heads=4,
+        decoder_width=32,
+    )
+    classifier = build_classifier(cfg, "finetune", len(LABELS), hidden=64)
+    with torch.no_grad():  # trained-looking BatchNorm statistics, so logits spread out
+        for m in classifier.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_(0.0, 0.5)
+                m.running_var.uniform_(0.05, 0.3)
+    return classifier.eval()
+
+
+def card_fields(version: str) -> CardFields:
+    return CardFields(
+        name="tiny",
+        version=version,
+        labels=LABELS,
+        layout=LAYOUT,
+        window=WINDOW,
+        fps=FPS,
+        training={"note": "randomly initialised test model"},
+        stream_window_s=2.0,
+    )
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    classifier: Classifier
+    graph: onnx.ModelProto
+    path: Path  # version "1"
+    card: ModelCard
+    path_v2: Path  # the same graph, version "2"
+    folder: Path
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    """Copy an ONNX file and its card (for tests that change or reload files)."""
+    shutil.copyfile(src, dst)
+    shutil.copyfile(src.with_name(src.stem + ".card.json"), dst.with_name(dst.stem + ".card.json"))
+    return dst
+
+
+class LiveServer:
+    """uvicorn serving ``create_app(settings)`` on a free loopback port, in a thread."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn_config(self.app, settings, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+
+
+def serve(model: Path, **settings: object) -> LiveServer:
+    return LiveServer(ServiceSettings(model=model, warmup_runs=1, **settings))  # type: ignore[arg-type]
+
+
+def random_clip(frames: int, layout: str = LAYOUT, seed: int = 0) -> np.ndarray:
+    """A plausible body: the layout's joints spread around 1 m, moving a little."""
+    rng = np.random.default_rng(seed)
+    joints = get_layout(layout).num_joints
+    base = rng.normal(0.0, 0.3, size=(joints, 3)) + np.array([0.0, 0.0, 2.5])
+    drift = rng.normal(0.0, 0.01, size=(frames, joints, 3)).cumsum(axis=0)
+    return (base + drift).astype(np.float32)
