@@ -28,6 +28,7 @@ import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 
+from benchmarks.report import write_section
 from skeleton.card import INPUT_NAME, OUTPUT_NAME, load_card, sha256_of
 from training.export import (
     AbsentPersonGraph,
@@ -56,13 +57,15 @@ def encoder_flops(cfg: ModelConfig, persons: int) -> float:
     return 2.0 * persons * (cfg.depth * per_block + embed)
 
 
-def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """The best fp32 GEMM rate of numpy and PyTorch on this machine."""
+def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """The best fp32 GEMM rate of numpy and PyTorch on this machine (after a warm-up: the
+    first large GEMMs of a process run well below the sustained rate)."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     ta = torch.from_numpy(a)
     rates = {}
     for name, fn in (("numpy", lambda: a @ a), ("torch", lambda: ta @ ta)):
-        fn()
+        for _ in range(3):
+            fn()
         best = min(_time_once(fn) for _ in range(repeats))
         rates[name] = 2 * size**3 / best / 1e9
     rates["peak"] = max(rates.values())
@@ -215,7 +218,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown_table(result))
+    table = markdown_table(result)
+    write_section("inference", table)
+    print(table)
 
 
 def bench_default(

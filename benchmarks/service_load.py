@@ -32,6 +32,7 @@ import numpy as np
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.report import write_section
 from service.engine import EngineOptions, InferenceEngine
 from service.preprocess import model_window
 
@@ -240,7 +241,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown_table(result))
+    table = markdown_table(result)
+    write_section("service_load", table)
+    print(table)
 
 
 def _timed(fn: Any, *a: Any) -> float:
