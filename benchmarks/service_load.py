@@ -267,7 +267,17 @@ def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
+    setup = result["setup"]
     lines = [
+        "## The service under load",
+        "",
+        f"N WebSocket clients replay real UTD-MHAD test clips at {setup['fps']:g} fps, stride "
+        f"{setup['stride']}, {setup['seconds']:g} s per row, against `masksem serve` in its own "
+        f"process on {result['machine']['cores']} cores, {setup['date']}. Latency: last frame of "
+        "a window sent -> its prediction received. Overhead: p50 latency over the mean "
+        "onnxruntime call time inside the server, minus 1. Target: 4 clients, p99 <= 250 ms, "
+        "no frame dropped. Reproduce: `python -m benchmarks.service_load`.",
+        "",
         f"model {result['model']['name']} {result['model']['version']} "
         f"({result['model']['variant']}); raw onnxruntime "
         f"{result['setup']['raw_onnxruntime_ms_per_window']} ms per window",
