@@ -28,7 +28,7 @@ import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from skeleton.card import INPUT_NAME, OUTPUT_NAME, load_card, sha256_of
 from training.export import (
     AbsentPersonGraph,
@@ -216,11 +216,7 @@ def main() -> None:
         "notes": notes,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown_table(result)
-    write_section("inference", table)
-    print(table)
+    publish("inference", result, args.out, markdown_table(result))
 
 
 def bench_default(

@@ -9,7 +9,6 @@ Writes benchmarks/results/pretrain_step.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from skeleton.layouts import get_layout
 from training.model.config import MaskingKind, ModelConfig, PretrainConfig
 from training.model.heads import param_groups
@@ -203,11 +202,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = run(args.steps, args.warmup, args.threads, not args.no_baseline)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    section = markdown_section(results)
-    write_section("pretrain_step", section)
-    print(section)
+    publish("pretrain_step", results, args.out, markdown_section(results))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ place when its script runs again."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 HEADER = (
@@ -25,3 +27,11 @@ def write_section(key: str, markdown: str, path: Path = RESULTS_MD) -> None:
         else f"{text.rstrip()}\n\n{block}\n"
     )
     path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def publish(key: str, result: dict[str, Any], json_path: Path, markdown: str) -> None:
+    """Write a benchmark's raw result as JSON, its section into RESULTS.md, and print it."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    write_section(key, markdown)
+    print(markdown)

@@ -33,7 +33,7 @@ import numpy as np
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from service.engine import EngineOptions, InferenceEngine
 from service.preprocess import model_window
 
@@ -242,11 +242,7 @@ def main() -> None:
         "target": TARGET,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown_table(result)
-    write_section("service_load", table)
-    print(table)
+    publish("service_load", result, args.out, markdown_table(result))
 
 
 def _timed(fn: Any, *a: Any) -> float:

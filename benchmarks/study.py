@@ -14,14 +14,13 @@ is finished. Rows go to benchmarks/results/study.json, the table and plots to RE
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from training.config_io import load_config
 from training.distributed import DistContext
 from training.recipes.classify import ClassifyRecipe, run_classify
@@ -155,15 +154,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = study(args.datasets, args.seeds, args.scale, args.runs)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "study.json").write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, RESULTS / "study.png")
     command = (
         f"python -m benchmarks.study --datasets {' '.join(args.datasets)} "
         f"--seeds {' '.join(map(str, args.seeds))} --scale {args.scale}"
     )
-    section = table(rows, args.scale, command)
-    write_section("study", section)
-    print(section)
+    publish("study", {"rows": rows}, RESULTS / "study.json", table(rows, args.scale, command))
 
 
 if __name__ == "__main__":
