@@ -33,15 +33,12 @@ def pretrain(
     """Self-supervised pre-training (MAMP or MaskSem); resumes from --out when it can."""
     _setup_logging()
     from training.config_io import load_config
-    from training.distributed import init_distributed, shutdown
+    from training.distributed import process_group
     from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
     recipe = load_config(config, PretrainRecipe, overrides)
-    ctx = init_distributed(device)
-    try:
+    with process_group(device) as ctx:
         path = run_pretrain(recipe, out, ctx, fresh=fresh)
-    finally:
-        shutdown(ctx)
     if ctx.is_main:
         typer.echo(f"pre-training checkpoint: {path}")
 
@@ -51,7 +48,7 @@ def _classify(kind: str, config: str, overrides: list[str], out: Path, fresh: bo
               from_scratch: bool) -> None:  # fmt: skip
     _setup_logging()
     from training.config_io import load_config
-    from training.distributed import init_distributed, shutdown
+    from training.distributed import process_group
     from training.recipes.classify import ClassifyRecipe, run_classify
 
     extra = [f"kind={kind}"]
@@ -64,11 +61,8 @@ def _classify(kind: str, config: str, overrides: list[str], out: Path, fresh: bo
     if seed is not None:
         extra += [f"fraction_seed={seed}", f"loop.seed={seed}"]
     recipe = load_config(config, ClassifyRecipe, [*extra, *overrides])
-    ctx = init_distributed(device)
-    try:
+    with process_group(device) as ctx:
         metrics = run_classify(recipe, out, ctx, fresh=fresh)
-    finally:
-        shutdown(ctx)
     if ctx.is_main:
         typer.echo(json.dumps({k: metrics[k] for k in ("top1", "top5", "clips")}))
 

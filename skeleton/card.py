@@ -89,10 +89,7 @@ class ModelCard:
         if data.get("card_version", CARD_VERSION) != CARD_VERSION:
             raise CardError(f"{source}: card_version {data['card_version']} is not {CARD_VERSION}")
         try:
-            window_raw = dict(data["window"])
-            if "train_crop" in window_raw:
-                window_raw["train_crop"] = tuple(window_raw["train_crop"])
-            data["window"] = WindowSpec(**window_raw)
+            data["window"] = WindowSpec.from_dict(data["window"])
             data["labels"] = tuple(str(label) for label in data["labels"])
         except (TypeError, ValueError) as err:
             raise CardError(f"{source}: field 'window' or 'labels' is malformed: {err}") from err

@@ -10,7 +10,9 @@ the crop arithmetic, and the resize in time as bilinear interpolation with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -167,6 +169,15 @@ class WindowSpec:
     # Joint of person 0 (in its first present frame) moved to the origin; None keeps camera
     # coordinates (NTU's prepared files are already centred on SpineMid).
     centre_joint: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> WindowSpec:
+        """Read back ``dataclasses.asdict(spec)`` after a JSON round trip (lists -> tuples)."""
+        fields = dict(raw)
+        if "train_crop" in fields:
+            lo, hi = fields["train_crop"]
+            fields["train_crop"] = (float(lo), float(hi))
+        return cls(**fields)
 
 
 def _centred(x: Clip, spec: WindowSpec) -> Clip:

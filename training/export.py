@@ -110,12 +110,6 @@ def build_classifier_from_checkpoint(path: Path) -> tuple[Classifier, dict[str, 
     return classifier, state
 
 
-def window_from_checkpoint(state: dict[str, Any]) -> WindowSpec:
-    raw = dict(state["window"])
-    raw["train_crop"] = tuple(raw["train_crop"])
-    return WindowSpec(**raw)
-
-
 # -- graph ----------------------------------------------------------------------------------------
 def export_graph(classifier: Classifier, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """The fp32 graph: dynamic batch (and persons, when the model takes more than one)."""

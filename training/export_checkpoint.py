@@ -33,7 +33,6 @@ from training.export import (
     serialized,
     to_variant,
     torch_logits,
-    window_from_checkpoint,
 )
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def export_checkpoint(
     """Export ``checkpoint`` to ``out`` (+ card). Raises :class:`ExportError` when the fp32
     graph differs from PyTorch by more than 1e-4 on the test windows."""
     classifier, state = build_classifier_from_checkpoint(checkpoint)
-    window = window_from_checkpoint(state)
+    window = WindowSpec.from_dict(state["window"])
     cfg = classifier.encoder.cfg
     if (window.frames, window.persons) != (cfg.frames, cfg.persons):
         raise ExportError(

@@ -121,11 +121,10 @@ class ClassifyTask:
         classifier: Classifier,
         test: Any,
         classes: list[str],
-        out_dir: Path,
         ctx: DistContext,
     ) -> None:
         self.recipe, self.module, self.test, self.classes = recipe, classifier, test, classes
-        self.out, self.ctx = out_dir, ctx
+        self.ctx = ctx
         self.frozen = recipe.kind == "linear"
         if self.frozen:
             classifier.encoder.requires_grad_(False)
@@ -252,7 +251,7 @@ def run_classify(
     if recipe.pretrained is not None:
         weights, source_hash = load_encoder(recipe.pretrained, recipe.model, data.layout)
         classifier.encoder.load_state_dict(weights)
-    task = ClassifyTask(recipe, classifier, test, data.classes, out_dir, ctx)
+    task = ClassifyTask(recipe, classifier, test, data.classes, ctx)
     loop = TrainingLoop(
         task, train, recipe.loop, out_dir, ctx,
         run_config=recipe.model_dump(mode="json"), desc=f"{recipe.kind}[{recipe.name}]",

@@ -37,7 +37,7 @@ def evaluate_checkpoint(
             f"{checkpoint} classifies {len(state['labels'])} {state['layout']} classes; "
             f"{data.name} has {len(data.classes)} {data.layout} classes"
         )
-    window = WindowSpec(**{**state["window"], "train_crop": tuple(state["window"]["train_crop"])})
+    window = WindowSpec.from_dict(state["window"])
     test = SkeletonFeeder(data.test, window, train=False)
     report = evaluate_classifier(classifier, test, data.classes, torch.device("cpu"))
     if out is not None:
