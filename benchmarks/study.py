@@ -2,18 +2,25 @@
 (cross-view), several seeds each: from-scratch supervised; MAMP and MaskSem pre-training, each
 followed by linear evaluation, fine-tuning and 10 % semi-supervised fine-tuning.
 
-MAMP and MaskSem get the same pre-training budget in epochs: MAMP runs ``mamp + masksem``
-epochs of motion-aware masking; MaskSem runs the ``mamp`` epochs of its first stage, then
-``masksem`` semantic-guided epochs. Every run is resumable: re-running the command skips what
-is finished. Rows go to benchmarks/results/study.json, the table and plots to RESULTS.md.
+Equal budgets, paired by seed: one MAMP stage (``--stage1-epochs``) is shared, then every arm
+trains ``--stage2-epochs`` more from it with the same schedule, differing only in masking and
+target: ``mamp`` keeps motion-aware masking and the velocity target; ``masksem`` switches to
+semantic-guided masking and the hybrid target. With ``--ablations`` three more arms (semantic
+masking alone, the hybrid target alone, the continuous CAM) and the shared stage itself get a
+linear evaluation, to tell which ingredient moves the result. Every run resumes, and a finished
+run is read back, so re-running the command (or running seeds in parallel processes, then once
+more over all of them) only does what is missing. Rows go to benchmarks/results/study.json, the
+tables and plot to RESULTS.md.
 
-    python -m benchmarks.study                    # the full study (hours on 2 CPU cores)
-    python -m benchmarks.study --datasets utd --seeds 0 --scale 0.25   # a quick partial look
+    python -m benchmarks.study                           # the full study (about 2 h on 2 cores)
+    python -m benchmarks.study --datasets utd --seeds 0 --stage1-epochs 4 --stage2-epochs 2 \\
+        --finetune-epochs 2 --linear-epochs 2 --runs runs/study-smoke   # a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,86 +30,162 @@ import torch
 from benchmarks.report import publish
 from training.config_io import load_config
 from training.distributed import DistContext
-from training.recipes.classify import ClassifyRecipe, run_classify
-from training.recipes.plots import plt
+from training.loop import LoopConfig
+from training.recipes.classify import CLASSIFIER_NAME, ClassifyRecipe, run_classify
+from training.recipes.plots import plt  # type: ignore[attr-defined]
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 RESULTS = Path(__file__).parent / "results"
+# key: (dataset, benchmark, nearest-neighbour floor of ../shared/data/README.md)
 DATASETS = {"utd": ("utd-mhad", "xsub", 0.851), "nwucla": ("nw-ucla", "xview", 0.537)}
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+# stage-2 arms: masking, target orders, CAM mode
+ARMS: dict[str, dict[str, Any]] = {
+    "mamp": {"masking": "motion", "orders": (1,), "cam": "binary"},
+    "masksem": {"masking": "semantic", "orders": (1, 2), "cam": "binary"},
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "semantic-masking-only": {"masking": "semantic", "orders": (1,), "cam": "binary"},
+    "hybrid-target-only": {"masking": "motion", "orders": (1, 2), "cam": "binary"},
+    "masksem-continuous-cam": {"masking": "semantic", "orders": (1, 2), "cam": "continuous"},
+}
 
 
-def scaled(epochs: int, scale: float) -> int:
-    return max(1, round(epochs * scale))
+class Budget:
+    """Epochs per stage and the window length; the recipes' warm-ups scale with their epochs."""
 
-
-def pretrain(prefix: str, method: str, seed: int, out: Path, scale: float) -> Path:
-    mamp = load_config(f"{prefix}_mamp", PretrainRecipe)
-    masksem = load_config(f"{prefix}_masksem", PretrainRecipe)
-    stage1 = scaled(mamp.loop.epochs, scale)
-    stage2 = scaled(masksem.loop.epochs, scale)
-    first = mamp.model_copy(
-        update={"loop": mamp.loop.model_copy(update={"seed": seed, "epochs": stage1})}
-    )
-    if method == "mamp":
-        budget = first.loop.model_copy(update={"epochs": stage1 + stage2})
-        return run_pretrain(first.model_copy(update={"loop": budget}), out / "mamp", CPU)
-    stage1_ckpt = run_pretrain(first, out / "masksem" / "stage1", CPU)
-    second = masksem.model_copy(
-        update={
-            "init": masksem.init.model_copy(update={"recipe": None, "checkpoint": stage1_ckpt}),
-            "loop": masksem.loop.model_copy(update={"seed": seed, "epochs": stage2}),
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.frames: int = args.frames
+        self.threads: int = args.threads
+        self.epochs = {
+            "stage1": args.stage1_epochs,
+            "stage2": args.stage2_epochs,
+            "finetune": args.finetune_epochs,
+            "linear": args.linear_epochs,
         }
-    )
-    return run_pretrain(second, out / "masksem", CPU)
+
+    def loop(self, loop: LoopConfig, stage: str, seed: int) -> LoopConfig:
+        epochs = self.epochs[stage]
+        warmup = round(loop.warmup_epochs * epochs / loop.epochs)
+        return loop.model_copy(
+            update={"epochs": epochs, "warmup_epochs": warmup, "seed": seed}
+            | {"threads": self.threads}
+        )
+
+    def window(self, recipe: Any, stage: str, seed: int, **fields: Any) -> Any:
+        return recipe.model_copy(
+            update={
+                "data": recipe.data.model_copy(update={"frames": self.frames}),
+                "model": recipe.model.model_copy(update={"frames": self.frames}),
+                "loop": self.loop(recipe.loop, stage, seed),
+                **fields,
+            }
+        )
+
+
+def pretrain(
+    key: str, arms: dict[str, dict[str, Any]], seed: int, out: Path, budget: Budget
+) -> dict[str, Path]:
+    """The shared MAMP stage, then each arm from it; returns {arm: checkpoint}."""
+    first = budget.window(load_config(f"{key}_mamp", PretrainRecipe), "stage1", seed)
+    stage1 = run_pretrain(first, out / "stage1", CPU)
+    second = load_config(f"{key}_masksem", PretrainRecipe)
+    checkpoints = {"stage1": stage1}
+    for arm, spec in arms.items():
+        targets = {"orders": spec["orders"], "cam": spec["cam"]}
+        recipe = budget.window(
+            second,
+            "stage2",
+            seed,
+            name=f"{second.name}-{arm}",
+            masking=spec["masking"],
+            pretrain=second.pretrain.model_copy(update=targets),
+            init=second.init.model_copy(update={"recipe": None, "checkpoint": stage1}),
+        )
+        checkpoints[arm] = run_pretrain(recipe, out / arm, CPU)
+    return checkpoints
 
 
 def classify(
-    prefix: str, kind: str, seed: int, out: Path, scale: float, **fields: Any
+    key: str, kind: str, seed: int, out: Path, budget: Budget, **fields: Any
 ) -> dict[str, Any]:
-    recipe = load_config(f"{prefix}_{kind}", ClassifyRecipe)
-    loop = recipe.loop.model_copy(
-        update={"seed": seed, "epochs": scaled(recipe.loop.epochs, scale)}
+    """A linear or fine-tuning run; a finished run with the same recipe is read back."""
+    pretrained = fields.pop("pretrained", None)
+    base = load_config(
+        f"{key}_{kind}", ClassifyRecipe, [f"pretrained={pretrained}"] if pretrained else []
     )
-    recipe = recipe.model_copy(update={"loop": loop, "fraction_seed": seed, **fields})
+    recipe = budget.window(base, kind, seed, fraction_seed=seed, **fields)
+    done = out / "metrics.json"
+    if done.exists() and (out / CLASSIFIER_NAME).exists():
+        metrics: dict[str, Any] = json.loads(done.read_text())
+        if metrics["config"] == json.loads(recipe.model_dump_json()):
+            return metrics
     return run_classify(recipe, out, CPU)
 
 
-def study(datasets: list[str], seeds: list[int], scale: float, root: Path) -> list[dict[str, Any]]:
-    rows = []
-    for key in datasets:
-        name, benchmark, _ = DATASETS[key]
-        for seed in seeds:
-            base = root / key / f"seed{seed}"
-            runs: list[tuple[str, str, dict[str, Any]]] = [
-                ("finetune", "scratch", classify(key, "finetune", seed, base / "scratch", scale))
-            ]
-            for method in ("mamp", "masksem"):
-                ckpt = pretrain(key, method, seed, base / "pretrain", scale)
-                for protocol, kind, extra in (
-                    ("linear", "linear", {}),
-                    ("finetune", "finetune", {}),
-                    ("semi10", "finetune", {"label_fraction": 0.1}),
-                ):
-                    out = base / f"{method}-{protocol}"
-                    metrics = classify(key, kind, seed, out, scale, pretrained=ckpt, **extra)
-                    runs.append((protocol, method, metrics))
-            rows += [
-                {
-                    "dataset": name,
-                    "benchmark": benchmark,
-                    "protocol": protocol,
-                    "method": method,
-                    "seed": seed,
-                    "top1": metrics["top1"],
-                    "top5": metrics["top5"],
-                }  # fmt: skip
-                for protocol, method, metrics in runs
-            ]
-    return rows
+def salient_share(run: Path) -> tuple[float, float] | None:
+    """First- and last-epoch share of part-segments the CAM marks salient, from history.json."""
+    history = json.loads((run / "history.json").read_text())
+    shares = [row["salient_share"] for row in history if "salient_share" in row]
+    return (shares[0], shares[-1]) if shares else None
 
 
-def table(rows: list[dict[str, Any]], scale: float, command: str) -> str:
+def study(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    budget = Budget(args)
+    runs: list[tuple[str, int, str, str, dict[str, Any]]] = []  # key, seed, protocol, method
+    cam = []
+    for key in args.datasets:
+        ablate = key in args.ablations
+        for seed in args.seeds:
+            base = args.runs / key / f"seed{seed}"
+            scratch = classify(key, "finetune", seed, base / "scratch", budget)
+            runs.append((key, seed, "finetune", "scratch", scratch))
+            arms = {**ARMS, **(ABLATIONS if ablate else {})}
+            ckpts = pretrain(key, arms, seed, base / "pretrain", budget)
+            for arm, ckpt in ckpts.items():
+                if arm in ARMS or ablate:
+                    out = base / f"{arm}-linear"
+                    linear = classify(key, "linear", seed, out, budget, pretrained=ckpt)
+                    runs.append((key, seed, "linear", arm, linear))
+                share = salient_share(ckpt.parent)
+                if share is not None:
+                    cam.append(
+                        {
+                            "dataset": DATASETS[key][0],
+                            "arm": arm,
+                            "seed": seed,
+                            "first": share[0],
+                            "last": share[1],
+                        }  # fmt: skip
+                    )
+            for arm in ARMS:
+                for protocol, extra in (("finetune", {}), ("semi10", {"label_fraction": 0.1})):
+                    out = base / f"{arm}-{protocol}"
+                    tuned = classify(
+                        key, "finetune", seed, out, budget, pretrained=ckpts[arm], **extra
+                    )
+                    runs.append((key, seed, protocol, arm, tuned))
+    rows = [
+        {
+            "dataset": DATASETS[key][0],
+            "benchmark": DATASETS[key][1],
+            "protocol": protocol,
+            "method": method,
+            "seed": seed,
+            "top1": m["top1"],
+            "top5": m["top5"],
+        }  # fmt: skip
+        for key, seed, protocol, method, m in runs
+    ]
+    return rows, cam
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+
+def table(rows: list[dict[str, Any]], cam: list[dict[str, Any]], args: argparse.Namespace) -> str:
     groups: dict[tuple[str, str, str], list[float]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["protocol"], r["method"]), []).append(r["top1"])
@@ -110,36 +193,65 @@ def table(rows: list[dict[str, Any]], scale: float, command: str) -> str:
     lines = [
         "## The real-data study: MAMP vs MaskSem",
         "",
-        f"Top-1 on the test split, mean ± standard deviation over seeds; epochs scaled by "
-        f"{scale} from the small CPU recipes. Floor: the nearest-neighbour classifier of "
-        f"`../shared/data/README.md`. Reproduce: `{command}`.",
+        f"Test top-1, mean ± standard deviation over seeds {args.seeds}. Budget: "
+        f"{args.frames}-frame windows; a shared MAMP stage of {args.stage1_epochs} epochs, then "
+        f"{args.stage2_epochs} epochs per arm from it (MAMP: motion-aware masking + velocity; "
+        f"MaskSem: semantic-guided masking + hybrid target); fine-tuning (also from scratch "
+        f"and on 10 % of the labels) {args.finetune_epochs} epochs, linear evaluation "
+        f"{args.linear_epochs} epochs, otherwise the small CPU recipes in training/configs. "
+        f"Floor: the nearest-neighbour classifier of `../shared/data/README.md`. "
+        f"Reproduce: `{args.command}`.",
         "",
-        "| dataset | protocol | method | seeds | top-1 mean | spread (sd) | NN floor |",
+        "| dataset | protocol | method | seeds | top-1 | NN floor | beats floor |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (dataset, protocol, method), values in sorted(groups.items()):
-        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        beats = all(v > floor[dataset] for v in values)
         lines.append(
-            f"| {dataset} | {protocol} | {method} | {len(values)} | "
-            f"{statistics.mean(values):.3f} | {sd:.3f} | {floor[dataset]:.3f} |"
+            f"| {dataset} | {protocol} | {method} | {len(values)} | {mean_sd(values)} | "
+            f"{floor[dataset]:.3f} | {'yes' if beats else 'no'} |"
         )
+    lines += ["", "Paired by seed (a seed's arms share their first stage): MaskSem minus MAMP.", ""]
+    lines += ["| dataset | protocol | difference in top-1 |", "| --- | --- | --- |"]
+    for dataset, protocol in sorted({(d, p) for d, p, m in groups if m == "masksem"}):
+        by_seed = {
+            (r["method"], r["seed"]): r["top1"]
+            for r in rows
+            if r["dataset"] == dataset and r["protocol"] == protocol
+        }
+        diffs = [v - by_seed[("mamp", s)] for (m, s), v in by_seed.items() if m == "masksem"]
+        lines.append(f"| {dataset} | {protocol} | {mean_sd(diffs)} |")
+    if cam:
+        lines += ["", "Share of part-segments the CAM marks salient, first and last epoch:", ""]
+        lines += ["| dataset | arm | first epoch | last epoch |", "| --- | --- | --- | --- |"]
+        shares: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for c in cam:
+            shares.setdefault((c["dataset"], c["arm"]), []).append((c["first"], c["last"]))
+        for (dataset, arm), pairs in sorted(shares.items()):
+            lines.append(
+                f"| {dataset} | {arm} | {mean_sd([p[0] for p in pairs])} | "
+                f"{mean_sd([p[1] for p in pairs])} |"
+            )
     lines += ["", "![study](results/study.png)"]
     return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     datasets = sorted({r["dataset"] for r in rows})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    floor = {name: nn for name, _, nn in DATASETS.values()}
     for ax, dataset in zip(axes[0], datasets, strict=True):
         subset = [r for r in rows if r["dataset"] == dataset]
         labels = sorted({f"{r['protocol']}\n{r['method']}" for r in subset})
         for i, label in enumerate(labels):
             values = [r["top1"] for r in subset if f"{r['protocol']}\n{r['method']}" == label]
-            ax.scatter([i] * len(values), values, color="tab:blue")
             ax.bar(i, statistics.mean(values), alpha=0.3, color="tab:blue")
-        ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.set_ylabel("top-1")
+            ax.scatter([i] * len(values), values, color="tab:blue", s=12)
+        ax.axhline(floor[dataset], color="tab:red", linestyle="--", label="nearest-neighbour floor")
+        ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+        ax.set_ylabel("test top-1")
         ax.set_title(dataset)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -149,17 +261,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every epoch count")
+    parser.add_argument("--frames", type=int, default=32, help="window length of every run")
+    parser.add_argument("--stage1-epochs", type=int, default=45)
+    parser.add_argument("--stage2-epochs", type=int, default=15)
+    parser.add_argument("--finetune-epochs", type=int, default=30)
+    parser.add_argument("--linear-epochs", type=int, default=20)
+    parser.add_argument("--ablations", nargs="*", default=["utd"], choices=list(DATASETS))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--runs", type=Path, default=Path("runs/study"))
+    parser.add_argument("--no-publish", action="store_true", help="train only (partial runs)")
     args = parser.parse_args()
-    rows = study(args.datasets, args.seeds, args.scale, args.runs)
+    args.command = (
+        f"python -m benchmarks.study --datasets {' '.join(args.datasets)} --seeds "
+        f"{' '.join(map(str, args.seeds))} --frames {args.frames} --stage1-epochs "
+        f"{args.stage1_epochs} --stage2-epochs {args.stage2_epochs} --finetune-epochs "
+        f"{args.finetune_epochs} --linear-epochs {args.linear_epochs} --ablations "
+        f"{' '.join(args.ablations)}"
+    )
+    rows, cam = study(args)
+    if args.no_publish:
+        return
     RESULTS.mkdir(exist_ok=True)
     plot(rows, RESULTS / "study.png")
-    command = (
-        f"python -m benchmarks.study --datasets {' '.join(args.datasets)} "
-        f"--seeds {' '.join(map(str, args.seeds))} --scale {args.scale}"
-    )
-    publish("study", {"rows": rows}, RESULTS / "study.json", table(rows, args.scale, command))
+    publish("study", {"rows": rows, "cam": cam}, RESULTS / "study.json", table(rows, cam, args))
 
 
 if __name__ == "__main__":

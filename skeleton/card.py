@@ -54,6 +54,8 @@ class ModelCard:
         out = asdict(self)
         out["labels"] = list(self.labels)
         out["window"]["train_crop"] = list(self.window.train_crop)
+        if self.window.scale_bone is not None:
+            out["window"]["scale_bone"] = list(self.window.scale_bone)
         # The same JSON shape as the window above, so a card read back from JSON compares equal.
         out["preprocessing"] = {**self.preprocessing, "window": out["window"]}
         out["input"] = {"name": INPUT_NAME, "shape": ["N", *self.input_shape[1:]]}
@@ -105,6 +107,15 @@ class ModelCard:
             raise CardError(f"{source}: field 'labels' must be a non-empty list of unique names")
         if self.window.frames < 1 or self.window.persons < 1:
             raise CardError(f"{source}: field 'window' needs frames >= 1 and persons >= 1")
+        joints = LAYOUTS[self.layout].num_joints
+        named = [("centre_joint", self.window.centre_joint)]
+        named += [("scale_bone", j) for j in self.window.scale_bone or ()]
+        for what, joint in named:
+            if joint is not None and not 0 <= joint < joints:
+                raise CardError(
+                    f"{source}: field 'window.{what}': joint {joint} is not one of the "
+                    f"{joints} joints of {self.layout}"
+                )
         if not (self.fps > 0):
             raise CardError(f"{source}: field 'fps' must be positive, got {self.fps}")
         digest = self.onnx_sha256

@@ -145,6 +145,22 @@ def centre_on_joint(x: Clip, joint: int) -> Clip:
     return out
 
 
+def normalise_scale(x: Clip, bone: tuple[int, int], *, where: str = "clip") -> Clip:
+    """Divide every coordinate by the mean length of ``bone`` (two joint indices) of person 0
+    over the frames where it shows both joints: body size and camera distance drop out.
+    Translation-invariant, so it may come before or after centring."""
+    a, b = x[0, :, bone[0]], x[0, :, bone[1]]
+    shown = (a != 0).any(axis=-1) & (b != 0).any(axis=-1)
+    lengths = np.linalg.norm(a[shown] - b[shown], axis=-1)
+    if not lengths.size or float(lengths.mean()) <= 0.0:
+        raise EmptyClipError(
+            f"{where}: cannot normalise the scale: person 0 never shows joints {bone[0]} and "
+            f"{bone[1]} apart"
+        )
+    out: Clip = (x / lengths.mean()).astype(np.float32)
+    return out
+
+
 def fit_persons(x: Clip, persons: int) -> Clip:
     """Keep the first ``persons`` persons, adding all-zero persons where the clip has fewer."""
     m = x.shape[0]
@@ -169,6 +185,9 @@ class WindowSpec:
     # Joint of person 0 (in its first present frame) moved to the origin; None keeps camera
     # coordinates (NTU's prepared files are already centred on SpineMid).
     centre_joint: int | None = None
+    # Two joints (the layout's torso) whose mean length becomes 1, removing body size and camera
+    # distance; None keeps metres (the papers' NTU and PKU-MMD pipelines do).
+    scale_bone: tuple[int, int] | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> WindowSpec:
@@ -177,24 +196,32 @@ class WindowSpec:
         if "train_crop" in fields:
             lo, hi = fields["train_crop"]
             fields["train_crop"] = (float(lo), float(hi))
+        if fields.get("scale_bone") is not None:
+            first, second = fields["scale_bone"]
+            fields["scale_bone"] = (int(first), int(second))
         return cls(**fields)
 
 
-def _centred(x: Clip, spec: WindowSpec) -> Clip:
+def _placed(x: Clip, spec: WindowSpec, where: str) -> Clip:
+    """Scale, then origin: the part of the preprocessing that training and serving share."""
+    if spec.scale_bone is not None:
+        x = normalise_scale(x, spec.scale_bone, where=where)
     return x if spec.centre_joint is None else centre_on_joint(x, spec.centre_joint)
 
 
 def inference_window(x: NDArray[np.floating], spec: WindowSpec, *, where: str = "clip") -> Clip:
-    """The test-time preprocessing: valid frames, centred crop, resize, persons fitted."""
-    clip = _centred(valid_frames(check_clip(x, where=where), where=where), spec)
+    """The test-time preprocessing: valid frames, scale and origin, centred crop, resize,
+    persons fitted."""
+    clip = _placed(valid_frames(check_clip(x, where=where), where=where), spec, where)
     return fit_persons(centre_crop_resize(clip, spec.frames, ratio=spec.test_crop), spec.persons)
 
 
 def training_window(
     x: NDArray[np.floating], spec: WindowSpec, rng: np.random.Generator, *, where: str = "clip"
 ) -> Clip:
-    """The training augmentation: valid frames, random crop, resize, random rotation."""
-    clip = _centred(valid_frames(check_clip(x, where=where), where=where), spec)
+    """The training augmentation: valid frames, scale and origin, random crop, resize, random
+    rotation."""
+    clip = _placed(valid_frames(check_clip(x, where=where), where=where), spec, where)
     clip = random_crop_resize(
         clip, spec.frames, rng, ratio_range=spec.train_crop, min_frames=spec.min_crop_frames
     )

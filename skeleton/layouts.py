@@ -38,6 +38,9 @@ class Layout:
     parents: tuple[int, ...]  # -1 for the root
     parts: tuple[tuple[int, ...], ...]  # five tuples in PART_NAMES order
     root: int  # the joint clips are centred on
+    # Two joints along the trunk, hip centre to shoulder centre where the layout has both: the
+    # bone whose mean length sets the body's scale (skeleton.clip.normalise_scale).
+    torso: tuple[int, int]
     axes: str  # key of AXES
     ntu_twin: tuple[int | None, ...]  # per joint: the ntu25 joint it is, or None
     # ntu25 joints computed as a mix of several own joints (for joints without a twin)
@@ -150,6 +153,7 @@ NTU25 = Layout(
     ),  # fmt: skip
     parts=((0, 1, 2, 3, 20), (4, 5, 6, 7, 21, 22), (8, 9, 10, 11, 23, 24), *_LIMB_PARTS_V1[2:]),
     root=1,  # SpineMid, the centre of the NTU preprocessing
+    torso=(0, 20),  # SpineBase, SpineShoulder
     axes="kinect",
     ntu_twin=tuple(range(25)),
 )
@@ -160,6 +164,7 @@ UTD20 = Layout(
     parents=(1, 2, 3, -1, 1, 4, 5, 6, 1, 8, 9, 10, 3, 12, 13, 14, 3, 16, 17, 18),
     parts=((0, 1, 2, 3), *_LIMB_PARTS_V1),
     root=2,  # spine
+    torso=(3, 1),  # hip_center, shoulder_center
     axes="kinect",
     ntu_twin=(3, 20, 1, 0, *range(4, 20)),
 )
@@ -191,6 +196,7 @@ UCLA20 = Layout(
     parents=(-1, 0, 1, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18),
     parts=((0, 1, 2, 3), *_LIMB_PARTS_V1),
     root=1,  # Spine
+    torso=(0, 2),  # HipCenter, ShoulderCenter
     axes="kinect",
     ntu_twin=(0, 1, 20, 3, *range(4, 20)),
 )
@@ -217,6 +223,7 @@ SBU15 = Layout(
     parents=(1, 2, -1, 1, 3, 4, 1, 6, 7, 2, 9, 10, 2, 12, 13),
     parts=((0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11), (12, 13, 14)),
     root=2,  # torso
+    torso=(2, 1),  # torso (mid-spine), neck (between the shoulders): no hip centre in OpenNI
     axes="kinect",
     # OpenNI's neck sits between the shoulders (Kinect v2 SpineShoulder), its torso at mid-spine,
     # its hand and foot at Kinect v2's HandX and FootX.
@@ -301,6 +308,7 @@ K4A32 = Layout(
         (22, 23, 24, 25),
     ),
     root=1,  # SPINE_NAVEL, nearest to Kinect v2's SpineMid
+    torso=(0, 3),  # PELVIS, NECK
     axes="k4a",
     ntu_twin=(
         0,

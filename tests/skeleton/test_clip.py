@@ -14,6 +14,7 @@ from skeleton.clip import (
     check_clip,
     fit_persons,
     inference_window,
+    normalise_scale,
     random_crop_resize,
     resize_time,
     rotation_matrix,
@@ -131,3 +132,37 @@ def test_fit_persons_pads_and_truncates() -> None:
     x = np.ones((1, 5, 4, 3), dtype=np.float32)
     assert fit_persons(x, 2).shape == (2, 5, 4, 3)
     assert fit_persons(np.ones((3, 5, 4, 3), np.float32), 2).shape == (2, 5, 4, 3)
+
+
+def test_scale_normalisation_removes_body_size_and_camera_distance() -> None:
+    """A tall person far away and a short one close by give the same window."""
+    rng = np.random.default_rng(5)
+    x = np.zeros((2, 40, 20, 3), dtype=np.float32)
+    x[0] = rng.normal(size=(40, 20, 3)) + [0.0, 0.0, 2.5]
+    x[1, 5:30] = rng.normal(size=(25, 20, 3))
+    spec = WindowSpec(frames=32, min_crop_frames=32, centre_joint=2, scale_bone=(3, 1))
+    bigger = (x * 1.3 + np.array([0.4, -0.2, 1.0], np.float32)) * (x != 0)
+    np.testing.assert_allclose(
+        inference_window(bigger, spec), inference_window(x, spec), rtol=1e-4, atol=1e-5
+    )
+    torso = np.linalg.norm(x[0, :, 3] - x[0, :, 1], axis=-1).mean()
+    np.testing.assert_allclose(normalise_scale(x, (3, 1)), x / torso, rtol=1e-6)
+    # the absent second person stays all zeros where it was absent
+    assert not inference_window(x, WindowSpec(frames=40, persons=2, scale_bone=(3, 1)))[1, :4].any()
+
+
+def test_scale_normalisation_refuses_a_clip_without_its_bone() -> None:
+    x = np.zeros((1, 10, 20, 3), dtype=np.float32)
+    x[0, :, :3] = 1.0  # joint 3 never shown
+    with pytest.raises(EmptyClipError, match="clip7: cannot normalise the scale.*joints 3 and 1"):
+        inference_window(x, WindowSpec(frames=8, scale_bone=(3, 1)), where="clip7")
+
+
+def test_window_spec_with_a_scale_bone_survives_a_json_round_trip() -> None:
+    import dataclasses
+    import json
+
+    spec = WindowSpec(frames=32, centre_joint=2, scale_bone=(3, 1))
+    again = WindowSpec.from_dict(json.loads(json.dumps(dataclasses.asdict(spec))))
+    assert again == spec
+    assert WindowSpec.from_dict({"frames": 32}).scale_bone is None  # cards written before it

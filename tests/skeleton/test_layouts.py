@@ -122,3 +122,20 @@ def test_axes_matrices_are_inverse_pairs() -> None:
     np.testing.assert_array_equal(
         axes_matrix("k4a32", "ntu25") @ axes_matrix("ntu25", "k4a32"), np.eye(3)
     )
+
+
+@pytest.mark.parametrize(
+    ("layout", "bone"),
+    [
+        ("ntu25", ("SpineBase", "SpineShoulder")),
+        ("utd20", ("hip_center", "shoulder_center")),
+        ("ucla20", ("HipCenter", "ShoulderCenter")),
+        ("sbu15", ("torso", "neck")),
+        ("k4a32", ("PELVIS", "NECK")),
+    ],
+)
+def test_each_layout_names_its_torso_bone_for_scale_normalisation(
+    layout: str, bone: tuple[str, str]
+) -> None:
+    spec = get_layout(layout)
+    assert tuple(spec.joints[i] for i in spec.torso) == bone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from training.data.types import SkeletonDataset
 
 
 class DataConfig(BaseModel):
-    """Which dataset and split, and how clips become windows (method.md section 1)."""
+    """Which dataset and split, and how clips become windows (method.md section 1): the
+    window fields are skeleton.clip.WindowSpec's, with switches in place of joint indices."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,17 +30,19 @@ class DataConfig(BaseModel):
     min_crop_frames: int = 64
     max_rotation: float = 0.3
     centre: bool = True  # move the layout's root joint (first frame) to the origin
+    # divide by the mean torso length (skeleton.clip.normalise_scale): off in the papers' NTU
+    # and PKU-MMD recipes, on in the small ones (cross-subject generalisation on few people)
+    normalise_scale: bool = False
     limit: int | None = None  # keep only the first N clips of each split (quick checks)
 
     def window(self, layout: str) -> WindowSpec:
+        """The window of this section on ``layout``: the shared fields as they are, the
+        layout-free switches turned into that layout's joints."""
+        joints = get_layout(layout)
         return WindowSpec(
-            frames=self.frames,
-            persons=self.persons,
-            test_crop=self.test_crop,
-            train_crop=self.train_crop,
-            min_crop_frames=self.min_crop_frames,
-            max_rotation=self.max_rotation,
-            centre_joint=get_layout(layout).root if self.centre else None,
+            **self.model_dump(include={f.name for f in dataclasses.fields(WindowSpec)}),
+            centre_joint=joints.root if self.centre else None,
+            scale_bone=joints.torso if self.normalise_scale else None,
         )
 
 
