@@ -30,7 +30,7 @@ import torch
 from benchmarks.report import publish
 from training.config_io import load_config
 from training.distributed import DistContext
-from training.loop import LoopConfig
+from training.loop import LoopConfig, recipe_changes
 from training.recipes.classify import CLASSIFIER_NAME, ClassifyRecipe, run_classify
 from training.recipes.plots import plt  # type: ignore[attr-defined]
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
@@ -118,7 +118,7 @@ def classify(
     done = out / "metrics.json"
     if done.exists() and (out / CLASSIFIER_NAME).exists():
         metrics: dict[str, Any] = json.loads(done.read_text())
-        if metrics["config"] == json.loads(recipe.model_dump_json()):
+        if not recipe_changes(metrics["config"], json.loads(recipe.model_dump_json())):
             return metrics
     return run_classify(recipe, out, CPU)
 
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--stage1-epochs", type=int, default=45)
     parser.add_argument("--stage2-epochs", type=int, default=15)
     parser.add_argument("--finetune-epochs", type=int, default=30)
-    parser.add_argument("--linear-epochs", type=int, default=20)
+    parser.add_argument("--linear-epochs", type=int, default=100)
     parser.add_argument("--ablations", nargs="*", default=["utd"], choices=list(DATASETS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--runs", type=Path, default=Path("runs/study"))

@@ -140,6 +140,24 @@ def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
     (out / "history.json").write_text(json.dumps(history, indent=1))
 
 
+# Loop fields that may change between a run and its resumption: they do not change the result.
+RESUMABLE_CHANGES = frozenset({"threads", "num_workers", "checkpoint_every"})
+
+
+def recipe_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of recipe fields that differ between a checkpoint and this run. A field
+    only one side has (added to or dropped from the schema since) does not count."""
+    changed = []
+    for key in sorted(saved.keys() & current.keys()):
+        name = f"{prefix}{key}"
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += recipe_changes(old, new, f"{name}.")
+        elif old != new and not (prefix == "loop." and key in RESUMABLE_CHANGES):
+            changed.append(name)
+    return changed
+
+
 class TrainingLoop:
     def __init__(
         self,
@@ -231,6 +249,12 @@ class TrainingLoop:
         if not self.checkpoint_path.is_file():
             return False
         ckpt = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
+        changed = recipe_changes(ckpt.get("config") or {}, self.run_config)
+        if changed:
+            raise ValueError(
+                f"{self.checkpoint_path} was written by a different recipe ({', '.join(changed)} "
+                "changed): run with --fresh or into another --out"
+            )
         self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         _set_rng_state(ckpt["rng"])

@@ -17,14 +17,18 @@ import yaml
 
 from skeleton.layouts import get_layout
 from training.config_io import load_config
+from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
 from training.model.config import ModelConfig
 from training.recipes.classify import (
     ClassifyRecipe,
+    FeatureViews,
     classifier_from_checkpoint,
+    evaluate_classifier,
     load_encoder,
     run_classify,
 )
+from training.recipes.common import DataConfig, load_data
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -85,6 +89,20 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
 
 
+def test_a_run_does_not_resume_from_a_checkpoint_of_another_recipe(tmp_path: Path) -> None:
+    """Same --out, changed recipe: refused, naming the field; thread counts may change."""
+    first = load_config(pretrain_recipe(tmp_path, loop={**LOOP, "epochs": 1}), PretrainRecipe)
+    run_pretrain(first, tmp_path / "run", CPU)
+    more_threads = first.model_copy(update={"loop": first.loop.model_copy(update={"threads": 2})})
+    run_pretrain(more_threads, tmp_path / "run", CPU)  # resumes: nothing left to do
+    masked_less = first.model_copy(
+        update={"pretrain": first.pretrain.model_copy(update={"mask_ratio": 0.5})}
+    )
+    with pytest.raises(ValueError, match=r"different recipe \(pretrain.mask_ratio changed\)"):
+        run_pretrain(masked_less, tmp_path / "run", CPU)
+    run_pretrain(masked_less, tmp_path / "run", CPU, fresh=True)
+
+
 def test_single_run_switches_to_semantic_masking_and_the_loss_falls(tmp_path: Path) -> None:
     recipe = load_config(
         pretrain_recipe(tmp_path, masking="semantic", switch_epoch=2, loop={**LOOP, "epochs": 4}),
@@ -121,9 +139,12 @@ def test_two_stage_recipe_runs_mamp_first_and_starts_masksem_from_it(tmp_path: P
     assert "salient_share" in history[0] and "loss_acceleration" in history[0]
 
 
+@pytest.mark.parametrize("views", [0, 3])
 def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
-    tmp_path: Path,
+    tmp_path: Path, views: int
 ) -> None:
+    """Also with feature views (the head trained on cached features of augmented windows):
+    the saved classifier, run on the raw test clips, scores what the run reported."""
     pretrained = run_pretrain(
         load_config(pretrain_recipe(tmp_path, loop={**LOOP, "epochs": 1}), PretrainRecipe),
         tmp_path / "pre",
@@ -137,9 +158,10 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
             "model": MODEL,
             "pretrained": str(pretrained),
             "eval_every": 1,
+            "feature_views": views,
             "loop": {
                 **LOOP,
-                "epochs": 2,
+                "epochs": 4,
                 "optimizer": "sgd",
                 "lr": 0.1,
                 "min_lr": 0.0,
@@ -159,6 +181,25 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
     assert 0.0 <= saved["top1"] <= saved["top5"] <= 1.0
     assert state["labels"][0] == "right arm swipe to the left"
     assert (tmp_path / "linear" / "confusion.png").stat().st_size > 0
+    data = load_data(linear.data)
+    test = SkeletonFeeder(data.test, linear.data.window(data.layout), train=False)
+    again = evaluate_classifier(classifier, test, data.classes, CPU.device)
+    assert again["top1"] == metrics["top1"] and again["per_class"] == metrics["per_class"]
+
+
+def test_feature_views_are_different_augmentations_cycled_by_epoch(tmp_path: Path) -> None:
+    from training.model.encoder import Encoder
+
+    data = load_data(DataConfig.model_validate(DATA))
+    feeder = SkeletonFeeder(data.train, DataConfig.model_validate(DATA).window("utd20"), train=True)
+    views = FeatureViews(Encoder(ModelConfig.model_validate(MODEL)), feeder, 2, CPU.device)
+    first, _ = views[0]
+    views.set_epoch(3)
+    second, label = views[0]
+    assert first.shape == second.shape == (1, 1, 1, MODEL["width"])
+    assert not torch.equal(first, second) and label == data.train[0].label
+    views.set_epoch(4)
+    assert torch.equal(views[0][0], first)
 
 
 def test_semi_supervised_finetuning_trains_on_a_seeded_share_of_the_labels(

@@ -13,9 +13,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from skeleton.card import sha256_of
 from skeleton.clip import WindowSpec
@@ -48,6 +49,11 @@ class ClassifyRecipe(BaseModel):
     dropout: float = 0.3
     hidden: int = 2048
     label_smoothing: float = 0.0
+    # Linear only. 0: the published protocol, a fresh augmented window through the frozen
+    # encoder at every epoch. K > 0: the pooled features of K augmented windows of every
+    # training clip are computed once and epoch e trains the head on view e mod K: the same
+    # probe at a K/epochs share of the encoder passes (one process only).
+    feature_views: int = Field(default=0, ge=0)
     layer_decay: float | None = None
     eval_every: int = 5
     fps: float = 30.0  # frame rate of the recordings, written into the exported card
@@ -61,6 +67,8 @@ class ClassifyRecipe(BaseModel):
             raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.model.frames != self.data.frames or self.model.persons != self.data.persons:
             raise ValueError("model.frames/persons must equal data.frames/persons")
+        if self.feature_views and self.kind != "linear":
+            raise ValueError("feature_views needs the frozen encoder of linear evaluation")
         return self
 
 
@@ -129,6 +137,10 @@ class ClassifyTask:
         if self.frozen:
             classifier.encoder.requires_grad_(False)
         self.last_eval: dict[str, Any] = {}
+        # with feature views: the test clips' pooled features, computed once
+        self.test_features: torch.Tensor | None = None
+        if recipe.feature_views:
+            self.test_features = pooled_features(classifier.encoder, test, ctx.device)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return param_groups(self.module, self.recipe.loop.weight_decay, self.recipe.layer_decay)
@@ -139,8 +151,9 @@ class ClassifyTask:
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         if self.frozen:
             self.module.encoder.eval()  # no drop path in a frozen encoder
-        clips, labels = (t.to(self.ctx.device, non_blocking=True) for t in batch)
-        logits = model(clips)
+        inputs, labels = (t.to(self.ctx.device, non_blocking=True) for t in batch)
+        # feature views hold the encoder's pooled output already: only the head runs
+        logits = self.module.head(inputs) if self.test_features is not None else model(inputs)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
         top1 = (logits.argmax(dim=1) == labels).float().mean()
         return loss, {"train_top1": float(top1)}
@@ -152,8 +165,54 @@ class ClassifyTask:
         last = epoch + 1 == self.recipe.loop.epochs
         if not last and (epoch + 1) % self.recipe.eval_every:
             return {}
-        self.last_eval = evaluate_classifier(self.module, self.test, self.classes, self.ctx.device)
+        if self.test_features is None:
+            self.last_eval = evaluate_classifier(
+                self.module, self.test, self.classes, self.ctx.device
+            )
+        else:
+            self.module.head.eval()
+            with torch.no_grad():
+                logits = self.module.head(self.test_features.to(self.ctx.device)).float().cpu()
+            labels = np.array([s.label for s in self.test.samples])
+            self.last_eval = accuracy_report(logits.numpy(), labels, self.classes)
         return {"test_top1": self.last_eval["top1"], "test_top5": self.last_eval["top5"]}
+
+
+@torch.no_grad()
+def pooled_features(
+    encoder: Encoder, feeder: Any, device: torch.device, batch: int = 64
+) -> torch.Tensor:
+    """The frozen encoder's features of every window of ``feeder``, in order, pooled over
+    persons, time and joints as LinearHead does: (N, 1, 1, 1, C), which LinearHead takes."""
+    encoder.eval()
+    out = [
+        encoder(clips.to(device)).mean(dim=(1, 2, 3)).float().cpu()
+        for clips, _ in DataLoader(feeder, batch_size=batch, shuffle=False)
+    ]
+    return torch.cat(out)[:, None, None, None, :]
+
+
+class FeatureViews(Dataset[tuple[torch.Tensor, int]]):
+    """Pooled features of ``views`` augmented windows of every training clip, computed once;
+    after ``set_epoch(e)`` items are ``(features of view e mod views, label)``."""
+
+    def __init__(self, encoder: Encoder, feeder: Any, views: int, device: torch.device) -> None:
+        self.labels = [s.label for s in feeder.samples]
+        stacks = []
+        for view in tqdm(range(views), desc="features of augmented views", leave=False):
+            feeder.set_epoch(view)
+            stacks.append(pooled_features(encoder, feeder, device))
+        self.features = torch.stack(stacks)  # (views, N, 1, 1, 1, C)
+        self.view = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.view = epoch % self.features.shape[0]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.features[self.view, index], self.labels[index]
 
 
 @torch.no_grad()
@@ -251,9 +310,14 @@ def run_classify(
     if recipe.pretrained is not None:
         weights, source_hash = load_encoder(recipe.pretrained, recipe.model, data.layout)
         classifier.encoder.load_state_dict(weights)
+    if recipe.feature_views and ctx.distributed:
+        raise ValueError("feature_views runs in one process: drop it or run without torchrun")
     task = ClassifyTask(recipe, classifier, test, data.classes, ctx)
+    dataset: Dataset[Any] = train
+    if recipe.feature_views:
+        dataset = FeatureViews(classifier.encoder, train, recipe.feature_views, ctx.device)
     loop = TrainingLoop(
-        task, train, recipe.loop, out_dir, ctx,
+        task, dataset, recipe.loop, out_dir, ctx,
         run_config=recipe.model_dump(mode="json"), desc=f"{recipe.kind}[{recipe.name}]",
     )  # fmt: skip
     if not fresh:
