@@ -12,7 +12,7 @@ run is read back, so re-running the command (or running seeds in parallel proces
 more over all of them) only does what is missing. Rows go to benchmarks/results/study.json, the
 tables and plot to RESULTS.md.
 
-    python -m benchmarks.study                           # the full study (about 2 h on 2 cores)
+    python -m benchmarks.study                           # the full study (about 3 h on 2 cores)
     python -m benchmarks.study --datasets utd --seeds 0 --stage1-epochs 4 --stage2-epochs 2 \\
         --finetune-epochs 2 --linear-epochs 2 --runs runs/study-smoke   # a smoke test
 """
