@@ -9,6 +9,7 @@ encoder, with the same logits (the card's ``single_person_input`` says the graph
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -52,7 +53,8 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class CardFields:
-    """What the card says about the model; export adds the hash, opset, variant, shortcut."""
+    """What the card says about the model, field for field as in ModelCard; export adds the
+    hash, opset, variant and single-person shortcut."""
 
     name: str
     version: str
@@ -264,20 +266,13 @@ def save_with_card(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"{out}: the model file must end in .onnx")
+    given = {f.name: getattr(fields, f.name) for f in dataclasses.fields(fields)}
     card = ModelCard(
-        name=fields.name,
-        version=fields.version,
-        labels=tuple(fields.labels),
-        layout=fields.layout,
-        window=fields.window,
-        fps=fields.fps,
+        **{**given, "labels": tuple(fields.labels)},
         onnx_sha256="0" * 64,
         opset=opset_of(model),
         variant=variant,
-        training=fields.training,
-        metrics=fields.metrics,
         single_person_input=single_person_input,
-        stream_window_s=fields.stream_window_s,
     )
     card.validate(source=str(out))
     meta = card.to_dict()
