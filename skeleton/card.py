@@ -26,23 +26,31 @@ class CardError(ValueError):
     """A model card that is missing, malformed, or does not belong to its ONNX file."""
 
 
-@dataclass(frozen=True)
-class ModelCard:
+@dataclass(frozen=True, kw_only=True)
+class CardContent:
+    """What training says about a model: its labels, layout, window and provenance."""
+
     name: str
     version: str
     labels: tuple[str, ...]
     layout: str
     window: WindowSpec
     fps: float
+    training: dict[str, Any] = field(default_factory=dict)  # data, recipe, checkpoint hash
+    metrics: dict[str, Any] = field(default_factory=dict)  # test-split accuracy per variant
+    # Span of recent frames a live stream classifies (seconds); None: window.frames / fps.
+    stream_window_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCard(CardContent):
+    """The content plus what export adds about the ONNX file itself."""
+
     onnx_sha256: str
     opset: int
     variant: str = "fp32"  # fp32 | int8 | fp16
-    training: dict[str, Any] = field(default_factory=dict)  # data, recipe, checkpoint hash
-    metrics: dict[str, Any] = field(default_factory=dict)  # test-split accuracy per variant
     # True when the graph has a separate single-person path (absent second person skipped).
     single_person_input: bool = False
-    # Span of recent frames a live stream classifies (seconds); None: window.frames / fps.
-    stream_window_s: float | None = None
     card_version: int = CARD_VERSION
 
     @property
@@ -56,6 +64,8 @@ class ModelCard:
         out["window"]["train_crop"] = list(self.window.train_crop)
         if self.window.scale_bone is not None:
             out["window"]["scale_bone"] = list(self.window.scale_bone)
+        if self.window.face_pairs is not None:
+            out["window"]["face_pairs"] = [list(pair) for pair in self.window.face_pairs]
         # The same JSON shape as the window above, so a card read back from JSON compares equal.
         out["preprocessing"] = {**self.preprocessing, "window": out["window"]}
         out["input"] = {"name": INPUT_NAME, "shape": ["N", *self.input_shape[1:]]}
@@ -110,6 +120,7 @@ class ModelCard:
         joints = LAYOUTS[self.layout].num_joints
         named = [("centre_joint", self.window.centre_joint)]
         named += [("scale_bone", j) for j in self.window.scale_bone or ()]
+        named += [("face_pairs", j) for pair in self.window.face_pairs or () for j in pair]
         for what, joint in named:
             if joint is not None and not 0 <= joint < joints:
                 raise CardError(

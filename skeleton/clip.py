@@ -161,6 +161,28 @@ def normalise_scale(x: Clip, bone: tuple[int, int], *, where: str = "clip") -> C
     return out
 
 
+def face_forward(x: Clip, pairs: tuple[tuple[int, int], ...], *, where: str = "clip") -> Clip:
+    """Rotate the clip about the vertical (y) axis so that person 0's across-the-body direction
+    (right joint minus left joint, summed over ``pairs`` and over the first quarter of
+    the frames that show all of them) points along +x: in Kinect axes, the body then faces the
+    sensor whatever angle the camera saw it from. One rotation for the whole clip, so turning
+    during the clip is kept. Zeros (absent persons and joints) stay zeros."""
+    joints = [j for pair in pairs for j in pair]
+    shown = (x[0][:, joints] != 0).any(axis=-1).all(axis=-1)
+    frames = np.flatnonzero(shown)
+    first = frames[: max(1, frames.size // 4)]
+    across = sum((x[0, first, r] - x[0, first, left] for left, r in pairs), np.zeros(3))
+    vx, _, vz = np.asarray(across, dtype=np.float64).reshape(-1, 3).sum(axis=0)
+    norm = float(np.hypot(vx, vz))
+    if norm < 1e-6:
+        raise EmptyClipError(
+            f"{where}: cannot face the body forward: person 0 never shows joints {joints} "
+            "apart across the body"
+        )
+    c, s = vx / norm, vz / norm
+    return rotate(x, np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]))
+
+
 def fit_persons(x: Clip, persons: int) -> Clip:
     """Keep the first ``persons`` persons, adding all-zero persons where the clip has fewer."""
     m = x.shape[0]
@@ -188,6 +210,10 @@ class WindowSpec:
     # Two joints (the layout's torso) whose mean length becomes 1, removing body size and camera
     # distance; None keeps metres (the papers' NTU and PKU-MMD pipelines do).
     scale_bone: tuple[int, int] | None = None
+    # (left, right) joint pairs across the body (the layout's ``across``): the clip is turned
+    # about the vertical axis so the body faces the sensor (face_forward), removing the camera's
+    # angle to the person; None keeps the view as recorded.
+    face_pairs: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> WindowSpec:
@@ -199,18 +225,23 @@ class WindowSpec:
         if fields.get("scale_bone") is not None:
             first, second = fields["scale_bone"]
             fields["scale_bone"] = (int(first), int(second))
+        if fields.get("face_pairs") is not None:
+            fields["face_pairs"] = tuple((int(a), int(b)) for a, b in fields["face_pairs"])
         return cls(**fields)
 
 
 def _placed(x: Clip, spec: WindowSpec, where: str) -> Clip:
-    """Scale, then origin: the part of the preprocessing that training and serving share."""
+    """Scale, origin, then facing: the part of the preprocessing that training and serving
+    share."""
     if spec.scale_bone is not None:
         x = normalise_scale(x, spec.scale_bone, where=where)
-    return x if spec.centre_joint is None else centre_on_joint(x, spec.centre_joint)
+    if spec.centre_joint is not None:
+        x = centre_on_joint(x, spec.centre_joint)
+    return x if spec.face_pairs is None else face_forward(x, spec.face_pairs, where=where)
 
 
 def inference_window(x: NDArray[np.floating], spec: WindowSpec, *, where: str = "clip") -> Clip:
-    """The test-time preprocessing: valid frames, scale and origin, centred crop, resize,
+    """The test-time preprocessing: valid frames, scale, origin and facing, centred crop, resize,
     persons fitted."""
     clip = _placed(valid_frames(check_clip(x, where=where), where=where), spec, where)
     return fit_persons(centre_crop_resize(clip, spec.frames, ratio=spec.test_crop), spec.persons)
@@ -219,8 +250,8 @@ def inference_window(x: NDArray[np.floating], spec: WindowSpec, *, where: str = 
 def training_window(
     x: NDArray[np.floating], spec: WindowSpec, rng: np.random.Generator, *, where: str = "clip"
 ) -> Clip:
-    """The training augmentation: valid frames, scale and origin, random crop, resize, random
-    rotation."""
+    """The training augmentation: valid frames, scale, origin and facing, random crop, resize,
+    random rotation."""
     clip = _placed(valid_frames(check_clip(x, where=where), where=where), spec, where)
     clip = random_crop_resize(
         clip, spec.frames, rng, ratio_range=spec.train_crop, min_frames=spec.min_crop_frames

@@ -41,6 +41,9 @@ class Layout:
     # Two joints along the trunk, hip centre to shoulder centre where the layout has both: the
     # bone whose mean length sets the body's scale (skeleton.clip.normalise_scale).
     torso: tuple[int, int]
+    # (left, right) joint pairs across the body, shoulders then hips: their right-minus-left
+    # direction is where the body's right side points (skeleton.clip.face_forward).
+    across: tuple[tuple[int, int], ...]
     axes: str  # key of AXES
     ntu_twin: tuple[int | None, ...]  # per joint: the ntu25 joint it is, or None
     # ntu25 joints computed as a mix of several own joints (for joints without a twin)
@@ -154,6 +157,7 @@ NTU25 = Layout(
     parts=((0, 1, 2, 3, 20), (4, 5, 6, 7, 21, 22), (8, 9, 10, 11, 23, 24), *_LIMB_PARTS_V1[2:]),
     root=1,  # SpineMid, the centre of the NTU preprocessing
     torso=(0, 20),  # SpineBase, SpineShoulder
+    across=((4, 8), (12, 16)),  # ShoulderLeft/Right, HipLeft/Right
     axes="kinect",
     ntu_twin=tuple(range(25)),
 )
@@ -165,6 +169,7 @@ UTD20 = Layout(
     parts=((0, 1, 2, 3), *_LIMB_PARTS_V1),
     root=2,  # spine
     torso=(3, 1),  # hip_center, shoulder_center
+    across=((4, 8), (12, 16)),  # left/right shoulder, left/right hip
     axes="kinect",
     ntu_twin=(3, 20, 1, 0, *range(4, 20)),
 )
@@ -197,6 +202,7 @@ UCLA20 = Layout(
     parts=((0, 1, 2, 3), *_LIMB_PARTS_V1),
     root=1,  # Spine
     torso=(0, 2),  # HipCenter, ShoulderCenter
+    across=((4, 8), (12, 16)),  # ShoulderLeft/Right, HipLeft/Right
     axes="kinect",
     ntu_twin=(0, 1, 20, 3, *range(4, 20)),
 )
@@ -224,6 +230,7 @@ SBU15 = Layout(
     parts=((0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11), (12, 13, 14)),
     root=2,  # torso
     torso=(2, 1),  # torso (mid-spine), neck (between the shoulders): no hip centre in OpenNI
+    across=((3, 6), (9, 12)),  # left/right shoulder, left/right hip
     axes="kinect",
     # OpenNI's neck sits between the shoulders (Kinect v2 SpineShoulder), its torso at mid-spine,
     # its hand and foot at Kinect v2's HandX and FootX.
@@ -309,6 +316,7 @@ K4A32 = Layout(
     ),
     root=1,  # SPINE_NAVEL, nearest to Kinect v2's SpineMid
     torso=(0, 3),  # PELVIS, NECK
+    across=((5, 12), (18, 22)),  # SHOULDER_LEFT/RIGHT, HIP_LEFT/RIGHT
     axes="k4a",
     ntu_twin=(
         0,

@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,11 +29,11 @@ from skeleton.card import (
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
+    CardContent,
     ModelCard,
     sha256_of,
     write_card,
 )
-from skeleton.clip import WindowSpec
 from training.model.heads import Classifier
 from training.model.tokens import patchify
 
@@ -49,22 +49,6 @@ _CHECKPOINT_FIELDS = ("labels", "layout", "window", "fps", "dataset", "state_dic
 
 class ExportError(RuntimeError):
     """The export cannot be trusted: a bad checkpoint, or ONNX disagreeing with PyTorch."""
-
-
-@dataclass(frozen=True)
-class CardFields:
-    """What the card says about the model, field for field as in ModelCard; export adds the
-    hash, opset, variant and single-person shortcut."""
-
-    name: str
-    version: str
-    labels: tuple[str, ...]
-    layout: str
-    window: WindowSpec
-    fps: float
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    stream_window_s: float | None = None
 
 
 class AbsentPersonGraph(nn.Module):
@@ -255,7 +239,7 @@ def opset_of(model: onnx.ModelProto) -> int:
 
 def save_with_card(
     model: onnx.ModelProto,
-    fields: CardFields,
+    fields: CardContent,
     out: Path,
     *,
     variant: Variant = "fp32",
@@ -266,9 +250,9 @@ def save_with_card(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"{out}: the model file must end in .onnx")
-    given = {f.name: getattr(fields, f.name) for f in dataclasses.fields(fields)}
+    given = {f.name: getattr(fields, f.name) for f in dataclasses.fields(CardContent)}
     card = ModelCard(
-        **{**given, "labels": tuple(fields.labels)},
+        **given,
         onnx_sha256="0" * 64,
         opset=opset_of(model),
         variant=variant,
@@ -290,7 +274,7 @@ def save_with_card(
 
 def export_onnx(
     classifier: Classifier,
-    fields: CardFields,
+    fields: CardContent,
     out: Path,
     variant: Variant = "fp32",
     *,

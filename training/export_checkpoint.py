@@ -21,7 +21,7 @@ from training.data.types import SkeletonDataset
 from training.export import (
     DEFAULT_OPSET,
     EXACT_TOLERANCE,
-    CardFields,
+    CardContent,
     ExportError,
     Variant,
     accuracy,
@@ -138,7 +138,7 @@ def export_checkpoint(
         }
     checkpoint_sha = sha256_of(Path(checkpoint))
     head = state.get("head", "classifier")
-    fields = CardFields(
+    fields = CardContent(
         name=name or f"{data.name}-{head}",
         version=version or checkpoint_sha[:12],
         labels=tuple(state["labels"]),

@@ -143,8 +143,9 @@ def _export_stand_in_model(path: Path) -> None:
     on that by itself)."""
     import torch
 
+    from skeleton.card import CardContent
     from skeleton.clip import WindowSpec
-    from training.export import CardFields, export_onnx
+    from training.export import export_onnx
     from training.model.config import ModelConfig
     from training.model.encoder import Encoder
     from training.model.heads import Classifier, LinearHead
@@ -154,7 +155,7 @@ def _export_stand_in_model(path: Path) -> None:
         persons=2, frames=32, joints=25, patch=4, width=16, depth=1, heads=2,
         decoder_width=16, decoder_depth=1,
     )  # fmt: skip
-    fields = CardFields(
+    fields = CardContent(
         name="stand-in",
         version="0.0.0",
         labels=tuple(f"action-{i}" for i in range(5)),

@@ -46,9 +46,10 @@ def ros_python() -> Path:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Classifier in the ucla20 layout, exported with its card (ONNX + card)."""
     torch = pytest.importorskip("torch")
+    from skeleton.card import CardContent
     from skeleton.clip import WindowSpec
     from training.data.ucla import UCLA_CLASSES
-    from training.export import CardFields, export_onnx
+    from training.export import export_onnx
     from training.model.config import ModelConfig
     from training.model.encoder import Encoder
     from training.model.heads import Classifier, LinearHead
@@ -61,7 +62,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     head = LinearHead(cfg.width, len(UCLA_CLASSES))
     # Large random weights, so that labels differ from window to window and body to body.
     torch.nn.init.normal_(head.fc.weight, std=1.0)
-    fields = CardFields(
+    fields = CardContent(
         name="tiny-random",
         version="0.0.1",
         labels=tuple(UCLA_CLASSES),

@@ -65,3 +65,23 @@ def test_stream_and_rest_equal_offline_evaluation(
         np.testing.assert_allclose(  # the two transports share one path: equal to rounding
             [rest[name] for name in labels], [got[name] for name in labels], atol=1e-7
         )
+
+
+def test_a_camera_turned_about_the_person_gives_the_same_answer(
+    utd_dataset: SkeletonDataset, server: LiveServer
+) -> None:
+    """The window turns every body to face the sensor (the card's face_pairs), so a robot seeing
+    the person from 70 degrees to the side, from elsewhere in the room, gets the probabilities
+    of the front view."""
+    from skeleton.clip import rotate, rotation_matrix
+
+    clip = utd_dataset.test[42].data[0]  # (T, 20, 3)
+    side = rotate(clip, rotation_matrix(0.0, np.radians(70.0), 0.0)) + np.float32([0.8, 0.1, 1.5])
+
+    def probabilities(frames: np.ndarray) -> list[float]:
+        body = {"layout": LAYOUT, "top_k": 27, "bodies": [{"id": "p", "frames": frames.tolist()}]}
+        reply = httpx.post(f"{server.url}/v1/predict", json=body).json()["predictions"][0]
+        ranked = dict((t["label"], t["probability"]) for t in reply["top_k"])
+        return [ranked[name] for name in sorted(ranked)]
+
+    np.testing.assert_allclose(probabilities(side), probabilities(clip), atol=1e-5)

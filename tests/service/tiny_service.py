@@ -17,10 +17,9 @@ from torch import nn
 
 from service.app import create_app, uvicorn_config
 from service.settings import ServiceSettings
-from skeleton.card import ModelCard
+from skeleton.card import CardContent, ModelCard
 from skeleton.clip import WindowSpec
 from skeleton.layouts import get_layout
-from training.export import CardFields
 from training.model.config import ModelConfig
 from training.model.heads import Classifier
 from training.recipes.classify import build_classifier
@@ -28,7 +27,14 @@ from training.recipes.classify import build_classifier
 LAYOUT = "utd20"
 FPS = 30.0
 LABELS = tuple(f"action-{i:02d}" for i in range(27))
-WINDOW = WindowSpec(frames=32, persons=2, min_crop_frames=16, centre_joint=get_layout(LAYOUT).root)
+# Centred and turned to face the sensor; metres kept (so units_scale matters).
+WINDOW = WindowSpec(
+    frames=32,
+    persons=2,
+    min_crop_frames=16,
+    centre_joint=get_layout(LAYOUT).root,
+    face_pairs=get_layout(LAYOUT).across,
+)
 
 
 def tiny_classifier(seed: int = 0) -> Classifier:
@@ -52,8 +58,8 @@ def tiny_classifier(seed: int = 0) -> Classifier:
     return classifier.eval()
 
 
-def card_fields(version: str) -> CardFields:
-    return CardFields(
+def card_fields(version: str) -> CardContent:
+    return CardContent(
         name="tiny",
         version=version,
         labels=LABELS,

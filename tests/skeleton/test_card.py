@@ -15,8 +15,11 @@ def card(window: WindowSpec) -> ModelCard:
     )  # fmt: skip
 
 
-def test_a_card_with_scale_normalisation_reads_back_equal() -> None:
-    original = card(WindowSpec(frames=32, persons=1, centre_joint=2, scale_bone=(3, 1)))
+def test_a_card_with_scale_normalisation_and_facing_reads_back_equal() -> None:
+    window = WindowSpec(
+        frames=32, persons=1, centre_joint=2, scale_bone=(3, 1), face_pairs=((4, 8), (12, 16))
+    )
+    original = card(window)
     again = ModelCard.from_dict(json.loads(original.to_json()))
     assert again == original
     assert again.to_dict() == json.loads(original.to_json())
@@ -27,6 +30,7 @@ def test_a_card_with_scale_normalisation_reads_back_equal() -> None:
     [
         (WindowSpec(frames=32, scale_bone=(3, 20)), "window.scale_bone"),
         (WindowSpec(frames=32, centre_joint=-1), "window.centre_joint"),
+        (WindowSpec(frames=32, face_pairs=((4, 8), (12, 24))), "window.face_pairs"),
     ],
 )
 def test_a_card_naming_a_joint_the_layout_lacks_is_refused(window: WindowSpec, field: str) -> None:

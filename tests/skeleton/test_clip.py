@@ -12,11 +12,13 @@ from skeleton.clip import (
     centre_crop_resize,
     centre_on_joint,
     check_clip,
+    face_forward,
     fit_persons,
     inference_window,
     normalise_scale,
     random_crop_resize,
     resize_time,
+    rotate,
     rotation_matrix,
     training_window,
     valid_frames,
@@ -166,3 +168,55 @@ def test_window_spec_with_a_scale_bone_survives_a_json_round_trip() -> None:
     again = WindowSpec.from_dict(json.loads(json.dumps(dataclasses.asdict(spec))))
     assert again == spec
     assert WindowSpec.from_dict({"frames": 32}).scale_bone is None  # cards written before it
+
+
+ACROSS = ((4, 8), (12, 16))  # utd20/ucla20 shoulders and hips, left then right
+
+
+def body_facing_the_sensor(rng: np.random.Generator, frames: int = 40) -> np.ndarray:
+    """A moving person whose right shoulder and hip lie along +x of their left ones."""
+    x = np.zeros((2, frames, 20, 3), dtype=np.float32)
+    x[0] = rng.normal(scale=0.3, size=(frames, 20, 3)) + [0.0, 0.0, 2.5]
+    x[0, :, 8] = x[0, :, 4] + [0.35, 0.0, 0.0]
+    x[0, :, 16] = x[0, :, 12] + [0.2, 0.0, 0.0]
+    return x
+
+
+@settings(max_examples=25, deadline=None)
+@given(yaw=st.floats(-3.1, 3.1), seed=st.integers(0, 2**16))
+def test_facing_forward_removes_the_cameras_angle_to_the_person(yaw: float, seed: int) -> None:
+    """The same motion seen from a camera turned by any angle about the vertical gives the
+    same window; the turn is about the vertical only, so height is untouched."""
+    x = body_facing_the_sensor(np.random.default_rng(seed))
+    seen = rotate(x, rotation_matrix(0.0, yaw, 0.0))
+    spec = WindowSpec(frames=32, persons=1, min_crop_frames=32, centre_joint=2, face_pairs=ACROSS)
+    np.testing.assert_allclose(inference_window(seen, spec), inference_window(x, spec), atol=1e-4)
+    faced = face_forward(seen, ACROSS)
+    np.testing.assert_allclose(faced[..., 1], seen[..., 1], atol=1e-6)
+    assert not faced[1].any()  # the absent second person stays all zeros
+
+
+def test_facing_forward_keeps_turning_during_the_clip() -> None:
+    """One rotation per clip: a person who turns round still turns round in the window."""
+    x = body_facing_the_sensor(np.random.default_rng(3), frames=80)
+    x[0, 40:] = rotate(x[0, 40:], rotation_matrix(0.0, np.pi, 0.0))  # half way, turns about
+    faced = face_forward(x, ACROSS)
+    start, end = faced[0, 0, 8] - faced[0, 0, 4], faced[0, -1, 8] - faced[0, -1, 4]
+    assert start[0] > 0.3 and end[0] < -0.3
+
+
+def test_facing_forward_refuses_a_clip_without_its_shoulders_and_hips() -> None:
+    x = np.zeros((1, 10, 20, 3), dtype=np.float32)
+    x[0, :, :4] = 1.0  # head and trunk only
+    with pytest.raises(EmptyClipError, match="clip9: cannot face the body forward.*4, 8, 12, 16"):
+        inference_window(x, WindowSpec(frames=8, face_pairs=ACROSS), where="clip9")
+
+
+def test_window_spec_with_face_pairs_survives_a_json_round_trip() -> None:
+    import dataclasses
+    import json
+
+    spec = WindowSpec(frames=32, centre_joint=2, face_pairs=ACROSS)
+    again = WindowSpec.from_dict(json.loads(json.dumps(dataclasses.asdict(spec))))
+    assert again == spec
+    assert WindowSpec.from_dict({"frames": 32}).face_pairs is None  # cards written before it

@@ -139,3 +139,12 @@ def test_each_layout_names_its_torso_bone_for_scale_normalisation(
 ) -> None:
     spec = get_layout(layout)
     assert tuple(spec.joints[i] for i in spec.torso) == bone
+
+
+@pytest.mark.parametrize("layout", ["ntu25", "utd20", "ucla20", "sbu15", "k4a32"])
+def test_each_layout_names_its_shoulders_then_hips_left_to_right_for_facing(layout: str) -> None:
+    spec = get_layout(layout)
+    named = [(spec.joints[left].lower(), spec.joints[right].lower()) for left, right in spec.across]
+    assert len(named) == 2
+    for (left, right), part in zip(named, ("shoulder", "hip"), strict=True):
+        assert part in left and "left" in left and part in right and "right" in right

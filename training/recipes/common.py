@@ -33,6 +33,9 @@ class DataConfig(BaseModel):
     # divide by the mean torso length (skeleton.clip.normalise_scale): off in the papers' NTU
     # and PKU-MMD recipes, on in the small ones (cross-subject generalisation on few people)
     normalise_scale: bool = False
+    # turn each clip about the vertical axis so the body faces the sensor (skeleton.clip.
+    # face_forward): removes the camera's angle to the person (NW-UCLA's cross-view split)
+    face_forward: bool = False
     limit: int | None = None  # keep only the first N clips of each split (quick checks)
 
     def window(self, layout: str) -> WindowSpec:
@@ -43,6 +46,7 @@ class DataConfig(BaseModel):
             **self.model_dump(include={f.name for f in dataclasses.fields(WindowSpec)}),
             centre_joint=joints.root if self.centre else None,
             scale_bone=joints.torso if self.normalise_scale else None,
+            face_pairs=joints.across if self.face_forward else None,
         )
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from masksem.cli_data import data_app
 from skeleton.clip import WindowSpec, inference_window, training_window
+from skeleton.layouts import get_layout
 from training.data.errors import (
     EmptySequenceError,
     NonNumericFieldError,
@@ -94,6 +95,31 @@ def test_nw_ucla_one_frame_clip_goes_through_both_windows(ucla_dataset: Skeleton
         assert not window[1].any()
         augmented = training_window(one.data, spec, np.random.default_rng(0))
         assert augmented.shape == (2, 120, 20, 3) and np.isfinite(augmented).all()
+
+
+def test_facing_forward_brings_the_views_of_one_take_closer(ucla_dataset: SkeletonDataset) -> None:
+    """NW-UCLA filmed each take from three cameras at once: turning every clip to face the
+    sensor makes the opening pose seen by camera 1 nearer the one seen by camera 3."""
+    layout = get_layout("ucla20")
+    clips = {s.name: s.data for s in ucla_dataset.samples}
+    takes = sorted({n[:-4] for n in clips if n.endswith("_v01") and n[:-4] + "_v03" in clips})
+    assert len(takes) > 400
+
+    def opening_pose(name: str, face: bool) -> np.ndarray:
+        spec = WindowSpec(
+            frames=32, persons=1, centre_joint=layout.root, scale_bone=layout.torso,
+            face_pairs=layout.across if face else None,
+        )  # fmt: skip
+        return inference_window(clips[name], spec)[0, :8].mean(axis=0)
+
+    def median_gap(face: bool) -> float:
+        gaps = [
+            np.linalg.norm(opening_pose(t + "_v01", face) - opening_pose(t + "_v03", face), axis=-1)
+            for t in takes
+        ]
+        return float(np.median(np.mean(gaps, axis=-1)))
+
+    assert median_gap(face=True) < 0.95 * median_gap(face=False)
 
 
 def test_nw_ucla_cross_subject_is_odd_subjects(data_root: Path) -> None:
