@@ -146,12 +146,16 @@ RESUMABLE_CHANGES = frozenset({"threads", "num_workers", "checkpoint_every"})
 
 def recipe_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """The dotted names of recipe fields that differ between a checkpoint and this run. A field
-    only one side has (added to or dropped from the schema since) does not count."""
+    the checkpoint lacks was added to the schema since, as a switch that is off by default: it
+    counts only when this run turns it on. A field dropped from the schema does not count."""
     changed = []
-    for key in sorted(saved.keys() & current.keys()):
+    for key in sorted(current):
         name = f"{prefix}{key}"
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
+        old, new = saved.get(key), current[key]
+        if key not in saved:
+            if new not in (None, False, [], {}):
+                changed.append(name)
+        elif isinstance(old, dict) and isinstance(new, dict):
             changed += recipe_changes(old, new, f"{name}.")
         elif old != new and not (prefix == "loop." and key in RESUMABLE_CHANGES):
             changed.append(name)

@@ -19,6 +19,7 @@ from skeleton.layouts import get_layout
 from training.config_io import load_config
 from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
+from training.loop import recipe_changes
 from training.model.config import ModelConfig
 from training.recipes.classify import (
     ClassifyRecipe,
@@ -101,6 +102,16 @@ def test_a_run_does_not_resume_from_a_checkpoint_of_another_recipe(tmp_path: Pat
     with pytest.raises(ValueError, match=r"different recipe \(pretrain.mask_ratio changed\)"):
         run_pretrain(masked_less, tmp_path / "run", CPU)
     run_pretrain(masked_less, tmp_path / "run", CPU, fresh=True)
+
+
+def test_a_switch_added_since_the_checkpoint_counts_only_when_turned_on() -> None:
+    """Checkpoints written before data.face_forward existed resume while it stays off."""
+    saved = {"data": {"frames": 32, "normalise_scale": True}, "loop": {"threads": 1}}
+    off = {"data": {"frames": 32, "normalise_scale": True, "face_forward": False}}
+    assert recipe_changes(saved, {**off, "loop": {"threads": 2}}) == []
+    on = {"data": {"frames": 32, "normalise_scale": True, "face_forward": True}}
+    assert recipe_changes(saved, on) == ["data.face_forward"]
+    assert recipe_changes(saved, {"data": {"frames": 64}}) == ["data.frames"]
 
 
 def test_single_run_switches_to_semantic_masking_and_the_loss_falls(tmp_path: Path) -> None:
