@@ -252,7 +252,7 @@ def save_with_card(
         raise ExportError(f"{out}: the model file must end in .onnx")
     given = {f.name: getattr(fields, f.name) for f in dataclasses.fields(CardContent)}
     card = ModelCard(
-        **given,
+        **{**given, "labels": tuple(fields.labels)},
         onnx_sha256="0" * 64,
         opset=opset_of(model),
         variant=variant,

@@ -15,13 +15,12 @@ import onnxruntime
 import torch
 from numpy.typing import NDArray
 
-from skeleton.card import ModelCard, sha256_of
+from skeleton.card import CardContent, ModelCard, sha256_of
 from skeleton.clip import WindowSpec, inference_window
 from training.data.types import SkeletonDataset
 from training.export import (
     DEFAULT_OPSET,
     EXACT_TOLERANCE,
-    CardContent,
     ExportError,
     Variant,
     accuracy,
