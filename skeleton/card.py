@@ -59,14 +59,8 @@ class ModelCard(CardContent):
         return {"function": "skeleton.clip.inference_window", "window": asdict(self.window)}
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["labels"] = list(self.labels)
-        out["window"]["train_crop"] = list(self.window.train_crop)
-        if self.window.scale_bone is not None:
-            out["window"]["scale_bone"] = list(self.window.scale_bone)
-        if self.window.face_pairs is not None:
-            out["window"]["face_pairs"] = [list(pair) for pair in self.window.face_pairs]
-        # The same JSON shape as the window above, so a card read back from JSON compares equal.
+        # JSON's shapes (tuples as lists), so a card read back from JSON compares equal.
+        out: dict[str, Any] = json.loads(json.dumps(asdict(self)))
         out["preprocessing"] = {**self.preprocessing, "window": out["window"]}
         out["input"] = {"name": INPUT_NAME, "shape": ["N", *self.input_shape[1:]]}
         out["output"] = {"name": OUTPUT_NAME, "shape": ["N", len(self.labels)]}

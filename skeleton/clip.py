@@ -167,12 +167,11 @@ def face_forward(x: Clip, pairs: tuple[tuple[int, int], ...], *, where: str = "c
     the frames that show all of them) points along +x: in Kinect axes, the body then faces the
     sensor whatever angle the camera saw it from. One rotation for the whole clip, so turning
     during the clip is kept. Zeros (absent persons and joints) stay zeros."""
+    left, right = ([pair[side] for pair in pairs] for side in (0, 1))
     joints = [j for pair in pairs for j in pair]
-    shown = (x[0][:, joints] != 0).any(axis=-1).all(axis=-1)
-    frames = np.flatnonzero(shown)
-    first = frames[: max(1, frames.size // 4)]
-    across = sum((x[0, first, r] - x[0, first, left] for left, r in pairs), np.zeros(3))
-    vx, _, vz = np.asarray(across, dtype=np.float64).reshape(-1, 3).sum(axis=0)
+    frames = np.flatnonzero((x[0][:, joints] != 0).any(axis=-1).all(axis=-1))
+    first = x[0, frames[: max(1, frames.size // 4)]]  # (k, V, 3); k = 0 when none shows them
+    vx, _, vz = (first[:, right] - first[:, left]).sum(axis=(0, 1), dtype=np.float64)
     norm = float(np.hypot(vx, vz))
     if norm < 1e-6:
         raise EmptyClipError(

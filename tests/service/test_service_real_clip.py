@@ -13,6 +13,7 @@ import torch
 import websockets
 
 from service.stream import softmax
+from skeleton.clip import rotate, rotation_matrix
 from tests.service.tiny_service import LAYOUT, WINDOW, LiveServer, TinyModel
 from training.data.feeder import SkeletonFeeder
 from training.data.types import SkeletonDataset
@@ -41,6 +42,15 @@ async def stream_clip(url: str, clip: np.ndarray, labels: int) -> dict:
                 return message
 
 
+def rest_probabilities(url: str, clip: np.ndarray, labels: tuple[str, ...]) -> list[float]:
+    """POST one person's frames to /v1/predict; the probability of every label, in order."""
+    body = {"layout": LAYOUT, "top_k": len(labels),
+            "bodies": [{"id": "person", "frames": clip.tolist()}]}  # fmt: skip
+    reply = httpx.post(f"{url}/v1/predict", json=body).json()["predictions"][0]
+    ranked = dict((t["label"], t["probability"]) for t in reply["top_k"])
+    return [ranked[name] for name in labels]
+
+
 def test_stream_and_rest_equal_offline_evaluation(
     utd_dataset: SkeletonDataset, tiny_model: TinyModel, server: LiveServer
 ) -> None:
@@ -57,31 +67,24 @@ def test_stream_and_rest_equal_offline_evaluation(
         got = dict((t["label"], t["probability"]) for t in streamed["top_k"])
         np.testing.assert_allclose([got[name] for name in labels], expected, atol=1e-5)
         assert streamed["label"] == labels[int(np.argmax(expected))]
-        body = {"layout": LAYOUT, "top_k": len(labels),
-                "bodies": [{"id": sample.name, "frames": clip.tolist()}]}  # fmt: skip
-        reply = httpx.post(f"{server.url}/v1/predict", json=body).json()["predictions"][0]
-        rest = dict((t["label"], t["probability"]) for t in reply["top_k"])
-        np.testing.assert_allclose([rest[name] for name in labels], expected, atol=1e-5)
+        rest = rest_probabilities(server.url, clip, labels)
+        np.testing.assert_allclose(rest, expected, atol=1e-5)
         np.testing.assert_allclose(  # the two transports share one path: equal to rounding
-            [rest[name] for name in labels], [got[name] for name in labels], atol=1e-7
+            rest, [got[name] for name in labels], atol=1e-7
         )
 
 
 def test_a_camera_turned_about_the_person_gives_the_same_answer(
-    utd_dataset: SkeletonDataset, server: LiveServer
+    utd_dataset: SkeletonDataset, tiny_model: TinyModel, server: LiveServer
 ) -> None:
     """The window turns every body to face the sensor (the card's face_pairs), so a robot seeing
     the person from 70 degrees to the side, from elsewhere in the room, gets the probabilities
     of the front view."""
-    from skeleton.clip import rotate, rotation_matrix
-
     clip = utd_dataset.test[42].data[0]  # (T, 20, 3)
     side = rotate(clip, rotation_matrix(0.0, np.radians(70.0), 0.0)) + np.float32([0.8, 0.1, 1.5])
-
-    def probabilities(frames: np.ndarray) -> list[float]:
-        body = {"layout": LAYOUT, "top_k": 27, "bodies": [{"id": "p", "frames": frames.tolist()}]}
-        reply = httpx.post(f"{server.url}/v1/predict", json=body).json()["predictions"][0]
-        ranked = dict((t["label"], t["probability"]) for t in reply["top_k"])
-        return [ranked[name] for name in sorted(ranked)]
-
-    np.testing.assert_allclose(probabilities(side), probabilities(clip), atol=1e-5)
+    labels = tiny_model.card.labels
+    np.testing.assert_allclose(
+        rest_probabilities(server.url, side, labels),
+        rest_probabilities(server.url, clip, labels),
+        atol=1e-5,
+    )
