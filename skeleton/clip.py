@@ -123,7 +123,7 @@ def rotation_matrix(ax: float, ay: float, az: float) -> NDArray[np.float32]:
 
 
 def rotate(x: Clip, matrix: NDArray[np.floating]) -> Clip:
-    """Apply one 3x3 rotation to every point of the clip."""
+    """Apply one 3x3 linear map (a rotation, a shear) to every point of the clip."""
     return np.asarray(x @ np.asarray(matrix, dtype=np.float32).T, dtype=np.float32)
 
 
@@ -131,6 +131,15 @@ def random_rotation(x: Clip, rng: np.random.Generator, *, max_angle: float = 0.3
     """Rotate the whole clip by angles drawn from U[-max_angle, max_angle] about x, y and z."""
     angles = rng.uniform(-max_angle, max_angle, size=3)
     return rotate(x, rotation_matrix(*angles))
+
+
+def random_shear(x: Clip, rng: np.random.Generator, *, max_shear: float) -> Clip:
+    """Apply ``I + S`` to every point, the six off-diagonal entries of ``S`` drawn from
+    U[-max_shear, max_shear]: a random linear distortion of body proportions and posture (the
+    shear augmentation of CrosSCLR and AimCLR) against over-fitting to a few people's builds.
+    Linear, so absent (all-zero) joints stay zero."""
+    matrix = np.eye(3) + rng.uniform(-max_shear, max_shear, size=(3, 3)) * (1.0 - np.eye(3))
+    return rotate(x, matrix)
 
 
 def centre_on_joint(x: Clip, joint: int) -> Clip:
@@ -203,6 +212,7 @@ class WindowSpec:
     train_crop: tuple[float, float] = (0.5, 1.0)
     min_crop_frames: int = 64
     max_rotation: float = 0.3
+    max_shear: float = 0.0  # training only: random_shear's bound; 0 turns it off
     # Joint of person 0 (in its first present frame) moved to the origin; None keeps camera
     # coordinates (NTU's prepared files are already centred on SpineMid).
     centre_joint: int | None = None
@@ -250,11 +260,13 @@ def training_window(
     x: NDArray[np.floating], spec: WindowSpec, rng: np.random.Generator, *, where: str = "clip"
 ) -> Clip:
     """The training augmentation: valid frames, scale, origin and facing, random crop, resize,
-    random rotation."""
+    random rotation, random shear."""
     clip = _placed(valid_frames(check_clip(x, where=where), where=where), spec, where)
     clip = random_crop_resize(
         clip, spec.frames, rng, ratio_range=spec.train_crop, min_frames=spec.min_crop_frames
     )
     if spec.max_rotation > 0:
         clip = random_rotation(clip, rng, max_angle=spec.max_rotation)
+    if spec.max_shear > 0:
+        clip = random_shear(clip, rng, max_shear=spec.max_shear)
     return fit_persons(clip, spec.persons)

@@ -17,6 +17,7 @@ from skeleton.clip import (
     inference_window,
     normalise_scale,
     random_crop_resize,
+    random_shear,
     resize_time,
     rotate,
     rotation_matrix,
@@ -118,6 +119,37 @@ def test_training_window_keeps_bone_lengths_and_absent_persons() -> None:
     before = np.linalg.norm(resize_time(x, 120)[0] - resize_time(x, 120)[0, :, :1], axis=-1)
     after = np.linalg.norm(out[0] - out[0, :, :1], axis=-1)
     np.testing.assert_allclose(np.sort(before.ravel()), np.sort(after.ravel()), rtol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bound=st.floats(0.01, 0.5))
+def test_shear_distorts_within_its_bound_and_keeps_absent_joints_absent(
+    seed: int, bound: float
+) -> None:
+    x = np.zeros((2, 5, 4, 3), dtype=np.float32)
+    x[0, :, :3] = np.eye(3, dtype=np.float32)  # joints 0-2 of person 0 are the unit axes
+    out = random_shear(x, np.random.default_rng(seed), max_shear=bound)
+    matrix = out[0, 0, :3].T  # column k is where the axis k went
+    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-6)
+    off = matrix[~np.eye(3, dtype=bool)]
+    assert np.all(np.abs(off) <= bound + 1e-6) and np.any(off != 0)
+    assert not out[0, :, 3].any() and not out[1].any()
+    np.testing.assert_array_equal(out[0], np.broadcast_to(out[0, :1], out[0].shape))
+
+
+def test_training_window_shears_only_when_asked() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1, 80, 25, 3)).astype(np.float32)
+    plain = WindowSpec(persons=1, min_crop_frames=80, max_rotation=0.0)
+    sheared = WindowSpec(persons=1, min_crop_frames=80, max_rotation=0.0, max_shear=0.3)
+    same_crop = training_window(x, plain, np.random.default_rng(9))
+    out = training_window(x, sheared, np.random.default_rng(9))
+    assert not np.allclose(out, same_crop)
+    # a linear map of the same crop: solve for it and find it within the bound
+    matrix, *_ = np.linalg.lstsq(same_crop.reshape(-1, 3), out.reshape(-1, 3), rcond=None)
+    np.testing.assert_allclose(same_crop.reshape(-1, 3) @ matrix, out.reshape(-1, 3), atol=1e-4)
+    assert np.abs(matrix - np.eye(3)).max() <= 0.3 + 1e-4
+    np.testing.assert_array_equal(inference_window(x, sheared), inference_window(x, plain))
 
 
 def test_centring_moves_the_root_of_the_first_present_frame_to_the_origin() -> None:

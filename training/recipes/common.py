@@ -29,6 +29,7 @@ class DataConfig(BaseModel):
     train_crop: tuple[float, float] = (0.5, 1.0)
     min_crop_frames: int = 64
     max_rotation: float = 0.3
+    max_shear: float = 0.0  # random shear of body proportions (skeleton.clip.random_shear)
     centre: bool = True  # move the layout's root joint (first frame) to the origin
     # divide by the mean torso length (skeleton.clip.normalise_scale): off in the papers' NTU
     # and PKU-MMD recipes, on in the small ones (cross-subject generalisation on few people)
