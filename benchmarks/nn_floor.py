@@ -64,13 +64,22 @@ def features(samples: list[Sample], layout: Layout, placing: str) -> np.ndarray:
 
 
 def nearest_neighbour_top1(
-    train: list[Sample], test: list[Sample], layout: Layout, placing: str
-) -> float:
-    """Share of ``test`` clips whose closest ``train`` clip (Euclidean) has their label."""
-    a, b = features(train, layout, placing), features(test, layout, placing)
-    distances = (b**2).sum(axis=1)[:, None] - 2.0 * b @ a.T + (a**2).sum(axis=1)[None, :]
-    train_labels = np.array([s.label for s in train])
-    return float((train_labels[distances.argmin(axis=1)] == [s.label for s in test]).mean())
+    data: SkeletonDataset, placing: str, neighbours: list[list[Sample]]
+) -> list[float]:
+    """For each list of training clips in ``neighbours``: the share of ``data.test`` clips
+    whose closest clip of that list (Euclidean) has their label. Features are computed once."""
+    layout = get_layout(data.layout)
+    train, test = features(data.train, layout, placing), features(data.test, layout, placing)
+    train_labels = np.array([s.label for s in data.train])
+    test_labels = np.array([s.label for s in data.test])
+    distances = (test**2).sum(axis=1)[:, None] - 2.0 * test @ train.T + (train**2).sum(axis=1)
+    position = {id(s): i for i, s in enumerate(data.train)}
+    scores = []
+    for clips in neighbours:
+        keep = np.array([position[id(s)] for s in clips])
+        nearest = keep[distances[:, keep].argmin(axis=1)]
+        scores.append(float((train_labels[nearest] == test_labels).mean()))
+    return scores
 
 
 def subset_floors(
@@ -78,32 +87,27 @@ def subset_floors(
 ) -> list[float]:
     """The floor with only the labelled subset of each seed (``labelled_subset``, as the
     semi-supervised runs with that ``fraction_seed`` see it) as neighbours."""
-    layout = get_layout(data.layout)
-    return [
-        nearest_neighbour_top1(labelled_subset(data.train, fraction, s), data.test, layout, placing)
-        for s in seeds
-    ]
+    subsets = [labelled_subset(data.train, fraction, s) for s in seeds]
+    return nearest_neighbour_top1(data, placing, subsets)
 
 
 def floors(dataset: str, benchmark: str, seeds: list[int], fraction: float) -> list[dict[str, Any]]:
     data = load_dataset(dataset, None, benchmark)
-    layout = get_layout(data.layout)
+    subsets = [labelled_subset(data.train, fraction, s) for s in seeds]
     rows: list[dict[str, Any]] = []
     for placing in PLACINGS:
-        scores = {
-            "all labels": [nearest_neighbour_top1(data.train, data.test, layout, placing)],
-            f"{fraction:.0%} labels": subset_floors(data, fraction, seeds, placing),
-        }
-        for labels, top1 in scores.items():
+        every, *each = nearest_neighbour_top1(data, placing, [data.train, *subsets])
+        for labels, clips, top1 in (
+            ("all labels", len(data.train), [every]),
+            (f"{fraction:.0%} labels", len(subsets[0]), each),
+        ):
             rows.append(
                 {
                     "dataset": dataset,
                     "benchmark": benchmark,
                     "placing": placing,
                     "labels": labels,
-                    "train_clips": len(data.train)
-                    if len(top1) == 1
-                    else round(len(data.train) * fraction),
+                    "train_clips": clips,
                     "test_clips": len(data.test),
                     "top1": top1,
                 }
