@@ -7,7 +7,9 @@ trains ``--stage2-epochs`` more from it with the same schedule, differing only i
 target: ``mamp`` keeps motion-aware masking and the velocity target; ``masksem`` switches to
 semantic-guided masking and the hybrid target. With ``--ablations`` three more arms (semantic
 masking alone, the hybrid target alone, the continuous CAM) and the shared stage itself get a
-linear evaluation, to tell which ingredient moves the result. Every run resumes, and a finished
+linear evaluation, to tell which ingredient moves the result. The fine-tuning epochs and shear
+may differ per dataset (``--finetune-epochs 30 utd=100``); each classification run's folder is
+named by its budget (``masksem-finetune-100ep-shear0.3``). Every run resumes, and a finished
 run is read back, so re-running the command (or running seeds in parallel processes, then once
 more over all of them) only does what is missing. Rows go to benchmarks/results/study.json, the
 tables and plot to RESULTS.md.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,37 +57,77 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def per_dataset(cast: Callable[[str], float]) -> Callable[[str], tuple[str, float]]:
+    """An argparse type: ``30`` sets every dataset's value, ``utd=100`` one dataset's."""
+
+    def parse(text: str) -> tuple[str, float]:
+        key, _, value = text.rpartition("=")
+        if key and key not in DATASETS:
+            raise argparse.ArgumentTypeError(f"{key!r} is not one of {', '.join(DATASETS)}")
+        return key, cast(value)
+
+    return parse
+
+
+def by_dataset(pairs: list[tuple[str, float]], default: float) -> dict[str, float]:
+    """{"": the value for every dataset, key: one dataset's own value}; later pairs win."""
+    return {"": default} | dict(pairs)
+
+
+def show(values: dict[str, float]) -> str:
+    """The command-line form of a by_dataset dict: ``30 utd=100``."""
+    return " ".join(f"{k}={v:g}" if k else f"{v:g}" for k, v in values.items())
+
+
+def in_words(values: dict[str, float]) -> str:
+    """A by_dataset dict for the table's text: ``30 (utd-mhad: 100)``."""
+    own = [f"{DATASETS[k][0]}: {v:g}" for k, v in values.items() if k]
+    return f"{values['']:g}" + (f" ({', '.join(own)})" if own else "")
+
+
+FINE_TUNING = ("finetune", "semi")  # the stages that take --max-shear, as the recipes do
+
+
 class Budget:
-    """Epochs per stage and the window length; the recipes' warm-ups scale with their epochs."""
+    """Epochs per stage and the window length; the recipes' warm-ups scale with their epochs.
+    The fine-tuning epochs and shear may differ per dataset (``--finetune-epochs 30 utd=100``)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.frames: int = args.frames
-        self.max_shear: float = args.max_shear
         self.threads: int = args.threads
-        self.epochs = {
-            "stage1": args.stage1_epochs,
-            "stage2": args.stage2_epochs,
+        self.max_shear: dict[str, float] = args.max_shear
+        self.epochs: dict[str, dict[str, float]] = {
+            "stage1": {"": args.stage1_epochs},
+            "stage2": {"": args.stage2_epochs},
             "finetune": args.finetune_epochs,
-            "linear": args.linear_epochs,
+            "linear": {"": args.linear_epochs},
             "semi": args.semi_epochs,
         }
 
-    def loop(self, loop: LoopConfig, stage: str, seed: int) -> LoopConfig:
-        epochs = self.epochs[stage]
+    def value(self, values: dict[str, float], key: str) -> float:
+        return values.get(key, values[""])
+
+    def tag(self, key: str, stage: str) -> str:
+        """The run folder suffix of a classification stage: its epochs, and shear when on."""
+        shear = self.value(self.max_shear, key) if stage in FINE_TUNING else 0.0
+        epochs = int(self.value(self.epochs[stage], key))
+        return f"{epochs}ep" + (f"-shear{shear:g}" if shear else "")
+
+    def loop(self, loop: LoopConfig, key: str, stage: str, seed: int) -> LoopConfig:
+        epochs = int(self.value(self.epochs[stage], key))
         warmup = round(loop.warmup_epochs * epochs / loop.epochs)
         return loop.model_copy(
             update={"epochs": epochs, "warmup_epochs": warmup, "seed": seed}
             | {"threads": self.threads}
         )
 
-    def window(self, recipe: Any, stage: str, seed: int, **fields: Any) -> Any:
+    def window(self, recipe: Any, key: str, stage: str, seed: int, **fields: Any) -> Any:
+        shear = self.value(self.max_shear, key) if stage in FINE_TUNING else 0.0
         return recipe.model_copy(
             update={
-                "data": recipe.data.model_copy(
-                    update={"frames": self.frames, "max_shear": self.max_shear}
-                ),
+                "data": recipe.data.model_copy(update={"frames": self.frames, "max_shear": shear}),
                 "model": recipe.model.model_copy(update={"frames": self.frames}),
-                "loop": self.loop(recipe.loop, stage, seed),
+                "loop": self.loop(recipe.loop, key, stage, seed),
                 **fields,
             }
         )
@@ -94,7 +137,7 @@ def pretrain(
     key: str, arms: dict[str, dict[str, Any]], seed: int, out: Path, budget: Budget
 ) -> dict[str, Path]:
     """The shared MAMP stage, then each arm from it; returns {arm: checkpoint}."""
-    first = budget.window(load_config(f"{key}_mamp", PretrainRecipe), "stage1", seed)
+    first = budget.window(load_config(f"{key}_mamp", PretrainRecipe), key, "stage1", seed)
     stage1 = run_pretrain(first, out / "stage1", CPU)
     second = load_config(f"{key}_masksem", PretrainRecipe)
     checkpoints = {"stage1": stage1}
@@ -102,6 +145,7 @@ def pretrain(
         targets = {"orders": spec["orders"], "cam": spec["cam"]}
         recipe = budget.window(
             second,
+            key,
             "stage2",
             seed,
             name=f"{second.name}-{arm}",
@@ -117,18 +161,20 @@ def classify(
     key: str,
     kind: str,
     seed: int,
-    out: Path,
+    name: Path,
     budget: Budget,
     stage: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A linear or fine-tuning run with the epochs of ``stage`` (default: ``kind``); a finished
-    run with the same recipe is read back."""
+    """A linear or fine-tuning run with the epochs (and shear) of ``stage`` (default: ``kind``)
+    in the folder ``name-<budget tag>``; a finished run with the same recipe is read back."""
+    stage = stage or kind
+    out = name.with_name(f"{name.name}-{budget.tag(key, stage)}")
     pretrained = fields.pop("pretrained", None)
     base = load_config(
         f"{key}_{kind}", ClassifyRecipe, [f"pretrained={pretrained}"] if pretrained else []
     )
-    recipe = budget.window(base, stage or kind, seed, fraction_seed=seed, **fields)
+    recipe = budget.window(base, key, stage, seed, fraction_seed=seed, **fields)
     done = out / "metrics.json"
     if done.exists() and (out / CLASSIFIER_NAME).exists():
         metrics: dict[str, Any] = json.loads(done.read_text())
@@ -237,8 +283,10 @@ def table(
         f"{args.frames}-frame windows; a shared MAMP stage of {args.stage1_epochs} epochs, then "
         f"{args.stage2_epochs} epochs per arm from it (MAMP: motion-aware masking + velocity; "
         f"MaskSem: semantic-guided masking + hybrid target); fine-tuning (also from scratch) "
-        f"{args.finetune_epochs} epochs, on 10 % of the labels {args.semi_epochs} epochs, "
-        f"linear evaluation {args.linear_epochs} epochs, otherwise the small CPU recipes in "
+        f"{in_words(args.finetune_epochs)} epochs, on 10 % of the labels "
+        f"{in_words(args.semi_epochs)} epochs, both with a random shear of "
+        f"{in_words(args.max_shear)}; linear evaluation {args.linear_epochs} epochs; otherwise "
+        "the small CPU recipes in "
         "training/configs. Floor: the nearest-neighbour classifier of `../shared/data/README.md`"
         "; for the 10 % rows, the same classifier with only each seed's labelled subset as "
         f"neighbours (`benchmarks/nn_floor.py`). Reproduce: `{args.command}`.",
@@ -300,43 +348,50 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The study's options; the per-dataset ones become by_dataset dicts and ``command`` is the
+    one line that reproduces the run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=32, help="window length of every run")
     parser.add_argument("--stage1-epochs", type=int, default=45)
     parser.add_argument("--stage2-epochs", type=int, default=15)
-    parser.add_argument("--finetune-epochs", type=int, default=30)
+    per_dataset_options = (
+        ("--finetune-epochs", int, "fine-tuning epochs, also from scratch (default 30)"),
+        ("--max-shear", float, "shear of the fine-tuning runs, as their recipes have it; "
+         "pre-training and linear evaluation never shear (default 0)"),
+        ("--semi-epochs", int, "fine-tuning epochs on the 10 %% label subsets (default: the "
+         "fine-tuning epochs; 10 times those give as many optimiser steps as all labels)"),
+    )  # fmt: skip
+    for flag, cast, text in per_dataset_options:
+        parser.add_argument(
+            flag, nargs="+", type=per_dataset(cast), default=[], help=f"{text}: V or KEY=V"
+        )
     parser.add_argument("--linear-epochs", type=int, default=100)
-    parser.add_argument(
-        "--max-shear",
-        type=float,
-        default=0.0,
-        help="shear augmentation of every run (the study's runs predate it: 0, not the "
-        "recipes' value)",
-    )
-    parser.add_argument(
-        "--semi-epochs",
-        type=int,
-        help="fine-tuning epochs on the 10 %% label subsets (default: --finetune-epochs; 10 "
-        "times that gives as many optimiser steps as fine-tuning on all labels)",
-    )
     parser.add_argument("--ablations", nargs="*", default=["utd"], choices=list(DATASETS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--runs", type=Path, default=Path("runs/study"))
     parser.add_argument("--no-publish", action="store_true", help="train only (partial runs)")
-    args = parser.parse_args()
-    if args.semi_epochs is None:
-        args.semi_epochs = args.finetune_epochs
+    args = parser.parse_args(argv)
+    args.finetune_epochs = by_dataset(args.finetune_epochs, 30)
+    semi = dict(args.semi_epochs)  # a dataset's own value, else every dataset's, else fine-tuning's
+    args.semi_epochs = {k: semi.get(k, semi.get("", v)) for k, v in args.finetune_epochs.items()}
+    args.semi_epochs |= semi
+    args.max_shear = by_dataset(args.max_shear, 0.0)
     args.command = (
         f"python -m benchmarks.study --datasets {' '.join(args.datasets)} --seeds "
         f"{' '.join(map(str, args.seeds))} --frames {args.frames} --stage1-epochs "
         f"{args.stage1_epochs} --stage2-epochs {args.stage2_epochs} --finetune-epochs "
-        f"{args.finetune_epochs} --linear-epochs {args.linear_epochs} --semi-epochs "
-        f"{args.semi_epochs} --max-shear {args.max_shear} --ablations "
+        f"{show(args.finetune_epochs)} --linear-epochs {args.linear_epochs} --semi-epochs "
+        f"{show(args.semi_epochs)} --max-shear {show(args.max_shear)} --ablations "
         f"{' '.join(args.ablations)}"
     )
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     rows, cam = study(args)
     if args.no_publish:
         return
