@@ -175,6 +175,11 @@ def classify(
         f"{key}_{kind}", ClassifyRecipe, [f"pretrained={pretrained}"] if pretrained else []
     )
     recipe = budget.window(base, key, stage, seed, fraction_seed=seed, **fields)
+    return read_back_or_run(recipe, out)
+
+
+def read_back_or_run(recipe: ClassifyRecipe, out: Path) -> dict[str, Any]:
+    """The metrics of the finished run in ``out`` if it ran this recipe, else run (or resume)."""
     done = out / "metrics.json"
     if done.exists() and (out / CLASSIFIER_NAME).exists():
         metrics: dict[str, Any] = json.loads(done.read_text())
