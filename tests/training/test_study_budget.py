@@ -24,7 +24,7 @@ def test_per_dataset_values_reach_only_their_dataset() -> None:
     semi = budget.window(finetune, "utd", "semi", seed=0)
     assert (semi.loop.epochs, semi.data.max_shear) == (300, 0.3)
     ucla = budget.window(load_config("nwucla_finetune", ClassifyRecipe), "nwucla", "semi", 0)
-    # the 10 % rows default to the dataset's fine-tuning epochs, and no shear was asked for
+    # NW-UCLA keeps the defaults: 30 epochs, no shear
     assert (ucla.loop.epochs, ucla.data.max_shear) == (30, 0.0)
     assert budget.tag("utd", "finetune") == "100ep-shear0.3"
     assert budget.tag("nwucla", "finetune") == "30ep"
@@ -41,6 +41,12 @@ def test_shear_never_reaches_pretraining_or_linear_evaluation() -> None:
     assert budget.tag("utd", "linear") == "100ep"
     tuned = budget.window(load_config("utd_finetune", ClassifyRecipe), "utd", "finetune", 0)
     assert tuned.data.max_shear == 0.3
+
+
+def test_a_value_without_key_replaces_the_per_dataset_default() -> None:
+    args = parse_args(["--finetune-epochs", "50", "--max-shear", "nwucla=0.2"])
+    assert args.finetune_epochs == {"": 50}
+    assert args.max_shear == {"": 0.0, "utd": 0.3, "nwucla": 0.2}
 
 
 def test_reproduce_command_gives_the_same_budget() -> None:
