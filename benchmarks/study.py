@@ -106,17 +106,20 @@ class Budget:
             "semi": args.semi_epochs,
         }
 
-    def value(self, values: dict[str, float], key: str) -> float:
-        return values.get(key, values[""])
+    def epochs_of(self, key: str, stage: str) -> int:
+        values = self.epochs[stage]
+        return int(values.get(key, values[""]))
+
+    def shear_of(self, key: str, stage: str) -> float:
+        return self.max_shear.get(key, self.max_shear[""]) if stage in FINE_TUNING else 0.0
 
     def tag(self, key: str, stage: str) -> str:
         """The run folder suffix of a classification stage: its epochs, and shear when on."""
-        shear = self.value(self.max_shear, key) if stage in FINE_TUNING else 0.0
-        epochs = int(self.value(self.epochs[stage], key))
-        return f"{epochs}ep" + (f"-shear{shear:g}" if shear else "")
+        shear = self.shear_of(key, stage)
+        return f"{self.epochs_of(key, stage)}ep" + (f"-shear{shear:g}" if shear else "")
 
     def loop(self, loop: LoopConfig, key: str, stage: str, seed: int) -> LoopConfig:
-        epochs = int(self.value(self.epochs[stage], key))
+        epochs = self.epochs_of(key, stage)
         warmup = round(loop.warmup_epochs * epochs / loop.epochs)
         return loop.model_copy(
             update={"epochs": epochs, "warmup_epochs": warmup, "seed": seed}
@@ -124,7 +127,7 @@ class Budget:
         )
 
     def window(self, recipe: Any, key: str, stage: str, seed: int, **fields: Any) -> Any:
-        shear = self.value(self.max_shear, key) if stage in FINE_TUNING else 0.0
+        shear = self.shear_of(key, stage)
         return recipe.model_copy(
             update={
                 "data": recipe.data.model_copy(update={"frames": self.frames, "max_shear": shear}),
