@@ -19,18 +19,28 @@ from benchmarks.report import publish
 from benchmarks.study import CPU, DATASETS, RESULTS, read_back_or_run
 from training.config_io import load_config
 from training.recipes.classify import ClassifyRecipe
+from training.recipes.common import ExtraSource, extra_clips, load_data
 from training.recipes.plots import plt  # type: ignore[attr-defined]
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 FLOOR = DATASETS["utd"][2]
 
 
-def mamp_stage(epochs: int, threads: int) -> PretrainRecipe:
-    """``utd_mamp`` with ``epochs`` epochs; its warm-up scales with them."""
+#: The pooled rows' extra clips: all of NW-UCLA (train and test, labels unused), whose Kinect v1
+#: joints map onto UTD-MHAD's; the evaluation stays on UTD-MHAD's cross-subject test split.
+POOL = ExtraSource(dataset="nw-ucla", splits=("train", "test"))
+
+
+def mamp_stage(epochs: int, threads: int, *, pooled: bool = False) -> PretrainRecipe:
+    """``utd_mamp`` with ``epochs`` epochs, warm-up scaled with them; ``pooled``: NW-UCLA's
+    clips pre-trained on beside UTD-MHAD's."""
     recipe = load_config("utd_mamp", PretrainRecipe)
     warmup = round(recipe.loop.warmup_epochs * epochs / recipe.loop.epochs)
     loop = {"epochs": epochs, "warmup_epochs": warmup, "threads": threads}
-    return recipe.model_copy(update={"loop": recipe.loop.model_copy(update=loop)})
+    extra = [POOL] if pooled else []
+    return recipe.model_copy(
+        update={"loop": recipe.loop.model_copy(update=loop), "extra_data": extra}
+    )
 
 
 def linear_probe(checkpoint: Path, out: Path, threads: int) -> dict[str, Any]:
@@ -50,10 +60,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     checkpoints = {
         n: run_pretrain(mamp_stage(n, args.threads), args.runs / f"mamp{n}", CPU) for n in stages
     }
+    utd = load_config("utd_mamp", PretrainRecipe).data
+    clips = len(load_data(utd).train)
+    pooled_clips = clips + len(extra_clips([POOL], load_data(utd).layout))
     rows = []
     for n in sorted(args.mamp_epochs):
         probe = linear_probe(checkpoints[n], args.runs / f"mamp{n}-linear", args.threads)
-        rows.append({"encoder": "mamp", "mamp_epochs": n, "masksem_epochs": 0, **probe})
+        rows.append({"encoder": "mamp", "clips": clips, "mamp_epochs": n, "masksem_epochs": 0,
+                     **probe})  # fmt: skip
+    for n in sorted(args.pooled_epochs):
+        stage = run_pretrain(
+            mamp_stage(n, args.threads, pooled=True), args.runs / f"pooled{n}", CPU
+        )
+        probe = linear_probe(stage, args.runs / f"pooled{n}-linear", args.threads)
+        rows.append({"encoder": "mamp, + NW-UCLA clips", "clips": pooled_clips, "mamp_epochs": n,
+                     "masksem_epochs": 0, **probe})  # fmt: skip
     masksem = load_config("utd_masksem", PretrainRecipe)
     first = checkpoints[shipped]
     masksem = masksem.model_copy(
@@ -65,7 +86,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     checkpoint = run_pretrain(masksem, args.runs / "masksem", CPU)
     probe = linear_probe(checkpoint, args.runs / "masksem-linear", args.threads)
     rows.append(
-        {"encoder": "masksem", "mamp_epochs": shipped,
+        {"encoder": "masksem", "clips": clips, "mamp_epochs": shipped,
          "masksem_epochs": masksem.loop.epochs, **probe}
     )  # fmt: skip
     return rows
@@ -114,12 +135,18 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mamp-epochs", nargs="+", type=int, default=[1, 80, 240])
+    parser.add_argument(
+        "--pooled-epochs", nargs="*", type=int, default=[],
+        help="MAMP stages pre-trained on UTD-MHAD's and all of NW-UCLA's clips",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrain_length"))
     args = parser.parse_args()
     command = "python -m benchmarks.pretrain_length --mamp-epochs " + " ".join(
         map(str, sorted(args.mamp_epochs))
     )
+    if args.pooled_epochs:
+        command += " --pooled-epochs " + " ".join(map(str, sorted(args.pooled_epochs)))
     rows = run(args)
     RESULTS.mkdir(exist_ok=True)
     plot(rows, RESULTS / "pretrain_length.png")

@@ -67,5 +67,10 @@ def process_group(device: str = "auto") -> Iterator[DistContext]:
     ctx = init_distributed(device)
     try:
         yield ctx
+        # Every rank arrives before any tears its gloo connections down: a rank that destroys
+        # the group while its peer still finishes (rank 0 writes the last checkpoint and plots)
+        # can make the peer's transport threads abort at exit. Not on an error: a failed rank's
+        # peers would wait for it until the timeout.
+        barrier(ctx)
     finally:
         shutdown(ctx)

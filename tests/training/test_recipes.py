@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from skeleton.layouts import get_layout
+from skeleton.layouts import convert, get_layout
 from training.config_io import load_config
 from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
@@ -29,7 +30,7 @@ from training.recipes.classify import (
     load_encoder,
     run_classify,
 )
-from training.recipes.common import DataConfig, load_data
+from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -255,3 +256,40 @@ def test_transfer_carries_joint_embeddings_across_kinect_v1_orders(tmp_path: Pat
     assert metrics["dataset"]["name"] == "nw-ucla" and metrics["clips"] == 24
     with pytest.raises(ValueError, match="utd20 joints, which do not map onto ntu25"):
         load_encoder(pretrained, ModelConfig.model_validate({**MODEL, "joints": 25}), "ntu25")
+
+
+def test_extra_data_adds_another_datasets_clips_on_the_main_layout(tmp_path: Path) -> None:
+    """NW-UCLA's clips (train and test, labels unused) join UTD-MHAD's pre-training, mapped
+    onto UTD-MHAD's joint order; the loop then takes more steps per epoch."""
+    source = {"dataset": "nw-ucla", "splits": ["train", "test"], "limit": 8}
+    clips = extra_clips([ExtraSource.model_validate(source)], "utd20")
+    originals = load_data(ExtraSource.model_validate(source))
+    assert len(clips) == 16 and {c.label for c in clips} == {-1}
+    assert clips[0].name == f"nw-ucla/{originals.train[0].name}"
+    assert clips[8].name == f"nw-ucla/{originals.test[0].name}"
+    np.testing.assert_array_equal(
+        clips[0].data, convert(originals.train[0].data, "ucla20", "utd20")
+    )
+    head_utd, head_ucla = get_layout("utd20").index("head"), get_layout("ucla20").index("Head")
+    np.testing.assert_array_equal(
+        clips[3].data[..., head_utd, :], originals.train[3].data[..., head_ucla, :]
+    )
+
+    loop = {**LOOP, "epochs": 1}
+    alone = load_config(pretrain_recipe(tmp_path, loop=loop), PretrainRecipe)
+    pooled = load_config(
+        pretrain_recipe(tmp_path, name="pooled", loop=loop, extra_data=[source]), PretrainRecipe
+    )
+    steps = [
+        torch.load(run_pretrain(recipe, tmp_path / recipe.name, CPU), weights_only=False)["step"]
+        for recipe in (alone, pooled)
+    ]
+    assert steps == [24 // 8, (24 + 16) // 8]
+
+
+def test_extra_data_whose_joints_do_not_map_is_refused(tmp_path: Path) -> None:
+    recipe = load_config(
+        pretrain_recipe(tmp_path, extra_data=[{"dataset": "sbu", "limit": 2}]), PretrainRecipe
+    )
+    with pytest.raises(ValueError, match="extra_data 'sbu' cannot join pre-training: no map"):
+        run_pretrain(recipe, tmp_path / "run", CPU)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from skeleton.clip import WindowSpec
-from skeleton.layouts import get_layout
-from training.data.types import SkeletonDataset
+from skeleton.layouts import LayoutError, convert, get_layout, joint_map
+from training.data.types import Sample, SkeletonDataset
 
 
-class DataConfig(BaseModel):
-    """Which dataset and split, and how clips become windows (method.md section 1): the
-    window fields are skeleton.clip.WindowSpec's, with switches in place of joint indices."""
+class SourceConfig(BaseModel):
+    """Which dataset and split to read."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +22,21 @@ class DataConfig(BaseModel):
     root: Path | None = None  # default: $MASKSEM_DATA_ROOT/<dataset folder>
     benchmark: str | None = None  # the dataset's default split when None
     options: dict[str, Any] = {}
+    limit: int | None = None  # keep only the first N clips of each split (quick checks)
+
+
+class ExtraSource(SourceConfig):
+    """Another dataset's clips added to pre-training, labels unused, mapped onto the main
+    dataset's joint layout and camera axes (skeleton.layouts.convert). Its test split may be
+    used too: the evaluation is on the main dataset's test split."""
+
+    splits: tuple[Literal["train", "test"], ...] = ("train",)
+
+
+class DataConfig(SourceConfig):
+    """Which dataset and split, and how clips become windows (method.md section 1): the
+    window fields are skeleton.clip.WindowSpec's, with switches in place of joint indices."""
+
     frames: int = 120
     persons: int = 2
     test_crop: float = 0.95
@@ -37,7 +51,6 @@ class DataConfig(BaseModel):
     # turn each clip about the vertical axis so the body faces the sensor (skeleton.clip.
     # face_forward): removes the camera's angle to the person (NW-UCLA's cross-view split)
     face_forward: bool = False
-    limit: int | None = None  # keep only the first N clips of each split (quick checks)
 
     def window(self, layout: str) -> WindowSpec:
         """The window of this section on ``layout``: the shared fields as they are, the
@@ -51,10 +64,29 @@ class DataConfig(BaseModel):
         )
 
 
-def load_data(cfg: DataConfig) -> SkeletonDataset:
+def load_data(cfg: SourceConfig) -> SkeletonDataset:
     from training.data.registry import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
     if cfg.limit is not None:
         data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
     return data
+
+
+def extra_clips(sources: list[ExtraSource], layout: str) -> list[Sample]:
+    """The clips of ``sources`` on ``layout``, named ``<dataset>/<clip>``, with label -1 (they
+    belong to no class of the main dataset). A dataset whose joints do not map is refused."""
+    clips: list[Sample] = []
+    for source in sources:
+        data = load_data(source)
+        try:
+            joint_map(data.layout, layout)
+        except LayoutError as err:
+            raise ValueError(
+                f"extra_data {source.dataset!r} cannot join pre-training: {err}"
+            ) from err
+        for split in source.splits:
+            for s in getattr(data, split):
+                mapped = convert(s.data, data.layout, layout)
+                clips.append(Sample(f"{source.dataset}/{s.name}", mapped, -1, s.subject, s.view))
+    return clips

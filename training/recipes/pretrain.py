@@ -18,7 +18,7 @@ from training.loop import CHECKPOINT_NAME, LoopConfig, TrainingLoop, seed_everyt
 from training.model.config import MaskingKind, ModelConfig, PretrainConfig
 from training.model.heads import param_groups
 from training.model.pretrainer import Pretrainer
-from training.recipes.common import DataConfig, load_data
+from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
 from training.recipes.plots import plot_history
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class PretrainRecipe(BaseModel):
     kind: Literal["pretrain"] = "pretrain"
     name: str
     data: DataConfig
+    # other datasets' clips pre-trained on beside data's training split (their layouts must map)
+    extra_data: list[ExtraSource] = []
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     masking: MaskingKind = "motion"
@@ -135,8 +137,12 @@ def run_pretrain(
         )
     from training.data.feeder import SkeletonFeeder
 
+    clips = data.train + extra_clips(recipe.extra_data, data.layout)
+    if recipe.extra_data:
+        log.info("pre-training on %d clips, %d of them from extra_data", len(clips),
+                 len(clips) - len(data.train))  # fmt: skip
     feeder = SkeletonFeeder(
-        data.train, recipe.data.window(data.layout), train=True, seed=recipe.loop.seed
+        clips, recipe.data.window(data.layout), train=True, seed=recipe.loop.seed
     )
     task = PretrainTask(recipe, layout.parts)
     loop = TrainingLoop(
