@@ -2,6 +2,8 @@
 lengths (1 epoch: close to a random encoder) and the shipped two-stage MaskSem recipe
 (``utd_masksem``: 80 MAMP + 40 MaskSem epochs), each followed by the shipped linear probe
 (``utd_linear``), all at the recipes' 64-frame windows, against the nearest-neighbour floor.
+``--pooled-epochs`` adds MAMP stages that also pre-train on all of NW-UCLA's clips (more clips
+rather than more epochs), ``--probe-shear`` a second probe with sheared training windows.
 Finished runs are read back. Rows go to benchmarks/results/pretrain_length.json, the table and
 plot to RESULTS.md.
 
@@ -43,15 +45,26 @@ def mamp_stage(epochs: int, threads: int, *, pooled: bool = False) -> PretrainRe
     )
 
 
-def linear_probe(checkpoint: Path, out: Path, threads: int) -> dict[str, Any]:
-    """The shipped linear probe on a pre-trained checkpoint, with its last training top-1."""
-    recipe = load_config(
-        "utd_linear", ClassifyRecipe, [f"pretrained={checkpoint}", f"loop.threads={threads}"]
-    )
+def linear_probe(checkpoint: Path, out: Path, threads: int, shear: float = 0.0) -> dict[str, Any]:
+    """The shipped linear probe on a pre-trained checkpoint (``shear``: its training windows
+    randomly sheared), with its last training top-1."""
+    changes = [f"pretrained={checkpoint}", f"loop.threads={threads}"]
+    recipe = load_config("utd_linear", ClassifyRecipe, [*changes, f"data.max_shear={shear}"])
     metrics = read_back_or_run(recipe, out)
     history = json.loads((out / "history.json").read_text())
     last = history[-1]["train_top1"]
     return {"top1": metrics["top1"], "top5": metrics["top5"], "train_top1": last}
+
+
+def probes(checkpoint: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The shipped probe, and with ``--probe-shear`` a second one whose windows are sheared."""
+    row = linear_probe(checkpoint, out.with_name(f"{out.name}-linear"), args.threads)
+    if args.probe_shear:
+        shear = args.probe_shear
+        sheared = linear_probe(checkpoint, out.with_name(f"{out.name}-linear-shear{shear}"),
+                               args.threads, shear)  # fmt: skip
+        row |= {"shear_top1": sheared["top1"], "shear_train_top1": sheared["train_top1"]}
+    return row
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -60,21 +73,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     checkpoints = {
         n: run_pretrain(mamp_stage(n, args.threads), args.runs / f"mamp{n}", CPU) for n in stages
     }
-    utd = load_config("utd_mamp", PretrainRecipe).data
-    clips = len(load_data(utd).train)
-    pooled_clips = clips + len(extra_clips([POOL], load_data(utd).layout))
+    data = load_data(load_config("utd_mamp", PretrainRecipe).data)
+    clips = len(data.train)
+    pooled_clips = clips + len(extra_clips([POOL], data.layout))
     rows = []
     for n in sorted(args.mamp_epochs):
-        probe = linear_probe(checkpoints[n], args.runs / f"mamp{n}-linear", args.threads)
         rows.append({"encoder": "mamp", "clips": clips, "mamp_epochs": n, "masksem_epochs": 0,
-                     **probe})  # fmt: skip
+                     **probes(checkpoints[n], args.runs / f"mamp{n}", args)})  # fmt: skip
     for n in sorted(args.pooled_epochs):
-        stage = run_pretrain(
-            mamp_stage(n, args.threads, pooled=True), args.runs / f"pooled{n}", CPU
-        )
-        probe = linear_probe(stage, args.runs / f"pooled{n}-linear", args.threads)
+        out = args.runs / f"pooled{n}"
+        stage = run_pretrain(mamp_stage(n, args.threads, pooled=True), out, CPU)
         rows.append({"encoder": "mamp, + NW-UCLA clips", "clips": pooled_clips, "mamp_epochs": n,
-                     "masksem_epochs": 0, **probe})  # fmt: skip
+                     "masksem_epochs": 0, **probes(stage, out, args)})  # fmt: skip
     masksem = load_config("utd_masksem", PretrainRecipe)
     first = checkpoints[shipped]
     masksem = masksem.model_copy(
@@ -84,49 +94,67 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         }
     )
     checkpoint = run_pretrain(masksem, args.runs / "masksem", CPU)
-    probe = linear_probe(checkpoint, args.runs / "masksem-linear", args.threads)
     rows.append(
         {"encoder": "masksem", "clips": clips, "mamp_epochs": shipped,
-         "masksem_epochs": masksem.loop.epochs, **probe}
+         "masksem_epochs": masksem.loop.epochs, **probes(checkpoint, args.runs / "masksem", args)}
     )  # fmt: skip
     return rows
 
 
+def clip_passes(row: dict[str, Any]) -> int:
+    """Clips seen in pre-training, the compute measure that pooled rows share with the rest."""
+    return int(row["clips"] * (row["mamp_epochs"] + row["masksem_epochs"]))
+
+
 def table(rows: list[dict[str, Any]], command: str) -> str:
+    sheared = "shear_top1" in rows[0]
+    extra = " linear top-1, sheared probe | its train top-1 |" if sheared else ""
     lines = [
         "## Linear evaluation on UTD-MHAD against the length of pre-training",
         "",
         "The shipped recipes at 64-frame windows (`utd_mamp`, `utd_masksem`, `utd_linear`), "
         "pre-training on the 431 training clips, labels unused; test top-1 on the 430 "
         "cross-subject test clips, seed 0. A 1-epoch MAMP stage is close to a randomly "
-        f"initialised encoder. Reproduce: `{command}`.",
+        "initialised encoder. The pooled rows pre-train on all 1,484 NW-UCLA clips too, mapped "
+        "onto UTD-MHAD's joints (`extra_data`); clip passes (clips x epochs) compare their "
+        "compute with the rest. The sheared probe is `utd_linear` with `data.max_shear` "
+        f"(as in fine-tuning). Reproduce: `{command}`.",
         "",
-        "| encoder | MAMP epochs | MaskSem epochs | linear top-1 | top-5 | train top-1 "
-        "| NN floor |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| encoder | clips | MAMP epochs | MaskSem epochs | clip passes | linear top-1 | top-5 "
+        f"| train top-1 |{extra} NN floor |",
+        "| --- " * (9 + 2 * sheared) + "|",
     ]
     for r in rows:
+        probe = f" {r['shear_top1']:.3f} | {r['shear_train_top1']:.3f} |" if sheared else ""
         lines.append(
-            f"| {r['encoder']} | {r['mamp_epochs']} | {r['masksem_epochs']} | {r['top1']:.3f} | "
-            f"{r['top5']:.3f} | {r['train_top1']:.3f} | {FLOOR:.3f} |"
+            f"| {r['encoder']} | {r['clips']} | {r['mamp_epochs']} | {r['masksem_epochs']} | "
+            f"{clip_passes(r):,} | {r['top1']:.3f} | {r['top5']:.3f} | {r['train_top1']:.3f} |"
+            f"{probe} {FLOOR:.3f} |"
         )
     lines += ["", "![pretrain length](results/pretrain_length.png)"]
     return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    mamp = [r for r in rows if r["encoder"] == "mamp"]
-    ax.plot([r["mamp_epochs"] for r in mamp], [r["top1"] for r in mamp], "o-", label="MAMP")
-    for r in rows:
-        if r["encoder"] == "masksem":
-            total = r["mamp_epochs"] + r["masksem_epochs"]
-            ax.plot([total], [r["top1"]], "s", color="tab:green", label="MAMP + MaskSem")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    keys = [("top1", "-", None, "shipped probe")]
+    if "shear_top1" in rows[0]:
+        keys.append(("shear_top1", ":", "none", "sheared probe"))
+    for key, style, face, probe in keys:
+        for encoder, marker, colour in (("mamp", "o", "tab:blue"),
+                                        ("mamp, + NW-UCLA clips", "^", "tab:orange"),
+                                        ("masksem", "s", "tab:green")):  # fmt: skip
+            chosen = [r for r in rows if r["encoder"] == encoder]
+            if chosen:
+                ax.plot([clip_passes(r) / 1000 for r in chosen], [r[key] for r in chosen],
+                        marker + style, color=colour, mfc=face or colour,
+                        label=f"{encoder}, {probe}")  # fmt: skip
     ax.axhline(FLOOR, color="tab:red", linestyle="--", label="nearest-neighbour floor")
-    ax.set_xlabel("pre-training epochs")
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training clip passes (thousands)")
     ax.set_ylabel("linear test top-1")
     ax.set_title("UTD-MHAD cross-subject, linear evaluation")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -139,6 +167,12 @@ def main() -> None:
         "--pooled-epochs", nargs="*", type=int, default=[],
         help="MAMP stages pre-trained on UTD-MHAD's and all of NW-UCLA's clips",
     )  # fmt: skip
+    parser.add_argument(
+        "--probe-shear",
+        type=float,
+        default=0.0,
+        help="also probe every encoder with this random shear of its windows",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrain_length"))
     args = parser.parse_args()
@@ -147,6 +181,8 @@ def main() -> None:
     )
     if args.pooled_epochs:
         command += " --pooled-epochs " + " ".join(map(str, sorted(args.pooled_epochs)))
+    if args.probe_shear:
+        command += f" --probe-shear {args.probe_shear}"
     rows = run(args)
     RESULTS.mkdir(exist_ok=True)
     plot(rows, RESULTS / "pretrain_length.png")
