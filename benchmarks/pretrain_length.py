@@ -68,12 +68,13 @@ def probes(checkpoint: Path, out: Path, args: argparse.Namespace) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    shipped = load_config("utd_mamp", PretrainRecipe).loop.epochs  # utd_masksem's first stage
+    base = load_config("utd_mamp", PretrainRecipe)
+    shipped = base.loop.epochs  # utd_masksem's first stage
     stages = sorted({*args.mamp_epochs, shipped})
     checkpoints = {
         n: run_pretrain(mamp_stage(n, args.threads), args.runs / f"mamp{n}", CPU) for n in stages
     }
-    data = load_data(load_config("utd_mamp", PretrainRecipe).data)
+    data = load_data(base.data)
     clips = len(data.train)
     pooled_clips = clips + len(extra_clips([POOL], data.layout))
     rows = []
