@@ -76,11 +76,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     }
     data = load_data(base.data)
     clips = len(data.train)
-    pooled_clips = clips + len(extra_clips([POOL], data.layout))
     rows = []
     for n in sorted(args.mamp_epochs):
         rows.append({"encoder": "mamp", "clips": clips, "mamp_epochs": n, "masksem_epochs": 0,
                      **probes(checkpoints[n], args.runs / f"mamp{n}", args)})  # fmt: skip
+    # NW-UCLA is read (and mapped) here only for the pooled rows' clip count
+    pooled_clips = clips + len(extra_clips([POOL], data.layout)) if args.pooled_epochs else 0
     for n in sorted(args.pooled_epochs):
         out = args.runs / f"pooled{n}"
         stage = run_pretrain(mamp_stage(n, args.threads, pooled=True), out, CPU)
