@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from training.data.cache import cached_array
 from training.data.errors import (
     CorruptSampleError,
     DatasetError,
@@ -18,7 +19,6 @@ from training.data.errors import (
     MalformedLineError,
     WrongJointCountError,
 )
-from training.data.cache import cached_array
 from training.data.reading import parse_floats, parse_int
 from training.data.streams import Interval, Stream, StreamDataset
 from training.data.types import UNKNOWN_SUBJECT, Sample, SkeletonDataset, SkippedSample
@@ -212,7 +212,8 @@ def stream_instances(
     by_line = sorted(stream.instances, key=lambda i: i.line or 0)
     for index, interval in enumerate(by_line):
         name = f"{stream.name}_{index}"
-        instance = PkuInstance(interval.label, interval.start, interval.end, 0.0, interval.line or 0)
+        line = interval.line or 0
+        instance = PkuInstance(interval.label, interval.start, interval.end, 0.0, line)
         clip = instance_clip(flat, instance, frames)
         if not clip.any():
             reason = (
