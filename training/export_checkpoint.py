@@ -37,11 +37,29 @@ from training.export import (
 log = logging.getLogger(__name__)
 
 
+def load_stream_test_split(state: dict[str, Any]) -> SkeletonDataset:
+    """The evaluation windows of a model trained on untrimmed recordings, labelled as in
+    training (its recipe's stream section)."""
+    from training.data.errors import DatasetError
+    from training.recipes.classify import ClassifyRecipe, load_streams_of
+    from training.recipes.stream_data import stream_windows
+
+    recipe = ClassifyRecipe.model_validate(state["recipe"])
+    assert recipe.stream is not None
+    try:
+        streams = load_streams_of(recipe.data)
+    except (DatasetError, OSError) as err:
+        raise ExportError(f"cannot load the test videos of {recipe.data.dataset}: {err}") from err
+    return stream_windows(streams, recipe.stream, seed=recipe.loop.seed).dataset
+
+
 def load_test_split(state: dict[str, Any], data_root: Path | None) -> SkeletonDataset:
     """The dataset the checkpoint was trained on, checked against its labels and layout."""
     from training.data.errors import DatasetError
     from training.data.registry import DATASETS, load_dataset
 
+    if state.get("recipe", {}).get("stream"):
+        return load_stream_test_split(state)
     name, benchmark = state["dataset"]["name"], state["dataset"].get("benchmark") or None
     root = None
     if data_root is not None:
@@ -162,7 +180,10 @@ def export_checkpoint(
             },
         },
         metrics=metrics,
-        stream_window_s=median_clip_seconds(data, float(state["fps"])),
+        stream_window_s=state.get("stream_window_s")
+        or median_clip_seconds(data, float(state["fps"])),
+        none_label=state.get("none_label"),
+        decision=state.get("decision"),
     )
     card = save_with_card(model, fields, out, variant=variant, single_person_input=cfg.persons > 1)
     log.info("wrote %s (%s, sha256 %s)", out, variant, card.onnx_sha256[:12])

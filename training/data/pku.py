@@ -151,11 +151,13 @@ def read_pku_labels(path: Path, frames: int | None = None) -> list[PkuInstance]:
     ordered = sorted(instances, key=lambda i: (i.start, i.end))
     for before, after in zip(ordered, ordered[1:], strict=False):
         if after.start < before.end:
+            # named at the later line of the file, against the earlier one
+            late, early = (after, before) if after.line > before.line else (before, after)
             raise MalformedLineError(
                 path,
-                f"instance [{after.start}, {after.end}) overlaps [{before.start}, {before.end}) "
-                f"of line {before.line}",
-                line=after.line,
+                f"instance [{late.start}, {late.end}) overlaps [{early.start}, {early.end}) "
+                f"of line {early.line}",
+                line=late.line,
                 field="start",
             )
     return instances

@@ -145,17 +145,31 @@ def window_bounds(end: int, length: int) -> tuple[int, int]:
     return max(0, end - length + 1), end + 1
 
 
+def usable_ends(stream: Stream, length: int, min_present: int) -> NDArray[np.bool_]:
+    """``(T,)``: True where the window of ``length`` frames ending there shows the first person
+    in at least ``min_present`` frames (windows are placed on that person, as a live stream's
+    are on the body it classifies)."""
+    present = (stream.data[0] != 0).any(axis=(1, 2))
+    running = np.concatenate([[0], np.cumsum(present)])
+    ends = np.arange(stream.frames)
+    starts = np.maximum(0, ends - length + 1)
+    out: NDArray[np.bool_] = (running[ends + 1] - running[starts]) >= max(1, min_present)
+    return out
+
+
 def sample_window_ends(
     streams: Sequence[Stream],
     count: int,
     rng: np.random.Generator,
     *,
     min_frames: int,
+    length: int | None = None,
     background_share: float | None = None,
     tail: int = 1,
 ) -> list[tuple[int, int]]:
     """``count`` random ``(stream index, end frame)`` pairs over every frame of ``streams``
-    whose window holds at least ``min_frames`` frames.
+    whose window (of ``length`` frames, when given) holds at least ``min_frames`` frames that
+    show the first person.
 
     ``background_share`` None draws ends uniformly over frames (the recordings' own mix);
     a share ``b`` draws a background end (causal label 0) with probability ``b`` and an action
@@ -166,6 +180,8 @@ def sample_window_ends(
     for index, stream in enumerate(streams):
         frame_labels = stream.frame_labels()
         positions = np.arange(min(min_frames, stream.frames) - 1, stream.frames)
+        if length is not None:
+            positions = positions[usable_ends(stream, length, min_frames)[positions]]
         action = causal_labels(frame_labels, tail)[positions] != NONE_LABEL
         ends.append(np.stack([np.full(positions.size, index), positions], axis=1))
         kinds.append(action)

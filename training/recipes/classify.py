@@ -29,6 +29,16 @@ from training.model.encoder import Encoder
 from training.model.heads import Classifier, FinetuneHead, LinearHead, param_groups
 from training.recipes.common import DataConfig, load_data
 from training.recipes.plots import plot_confusion, plot_history
+from training.recipes.stream_data import (
+    MIN_PRESENT_FRAMES,
+    NONE,
+    StreamTraining,
+    StreamWindowFeeder,
+    StreamWindows,
+    calibrate_threshold,
+    fixed_windows,
+    stream_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,8 @@ class ClassifyRecipe(BaseModel):
     layer_decay: float | None = None
     eval_every: int = 5
     fps: float = 30.0  # frame rate of the recordings, written into the exported card
+    # Train on untrimmed recordings with a "none" class (training/recipes/stream_data.py)
+    stream: StreamTraining | None = None
     loop: LoopConfig = LoopConfig()
 
     @model_validator(mode="after")
@@ -69,6 +81,8 @@ class ClassifyRecipe(BaseModel):
             raise ValueError("model.frames/persons must equal data.frames/persons")
         if self.feature_views and self.kind != "linear":
             raise ValueError("feature_views needs the frozen encoder of linear evaluation")
+        if self.stream is not None and (self.feature_views or self.label_fraction < 1.0):
+            raise ValueError("stream training takes neither feature_views nor label_fraction")
         return self
 
 
@@ -256,8 +270,10 @@ def classifier_checkpoint(
     data: SkeletonDataset,
     window: WindowSpec,
     metrics: dict[str, Any],
+    decision: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The hand-over to export: weights plus everything the model card needs."""
+    stream = recipe.stream
     return {
         "kind": "classifier",
         "model_config": recipe.model.model_dump(mode="json"),
@@ -272,7 +288,41 @@ def classifier_checkpoint(
         "dataset": {"name": data.name, "benchmark": data.benchmark},
         "recipe": recipe.model_dump(mode="json"),
         "metrics": {k: metrics[k] for k in ("top1", "top5", "clips") if k in metrics},
+        "none_label": None if stream is None else NONE,
+        "decision": decision,
+        "stream_window_s": None if stream is None else stream.window_s,
     }
+
+
+def load_streams_of(cfg: DataConfig) -> Any:
+    from training.data.registry import load_streams
+
+    return load_streams(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
+
+
+def calibrate_on(
+    classifier: Classifier,
+    windows: StreamWindows,
+    cfg: StreamTraining,
+    spec: WindowSpec,
+    device: torch.device,
+) -> dict[str, Any] | None:
+    """The card's decision rule from the held-out training videos (None when none is held)."""
+    from training.data.feeder import SkeletonFeeder
+
+    samples = fixed_windows(
+        windows.calibration_streams, windows.lookup, windows.window_frames, cfg.tail_frames,
+        cfg.eval_stride, min_frames=min(MIN_PRESENT_FRAMES, windows.window_frames),
+    )  # fmt: skip
+    if not samples:
+        return None
+    logits = predict(classifier, SkeletonFeeder(samples, spec, train=False), device)
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    labels = np.array([s.label for s in samples])
+    decision = calibrate_threshold(probs, labels, len(windows.dataset.classes) - 1,
+                                   cfg.false_alarm_rate)  # fmt: skip
+    decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
+    return decision
 
 
 def labelled(samples: list[Sample], recipe: ClassifyRecipe) -> list[Sample]:
@@ -295,13 +345,20 @@ def run_classify(
     from training.data.feeder import SkeletonFeeder
 
     seed_everything(recipe.loop.seed + ctx.rank)
-    data = load_data(recipe.data)
+    windows = None
+    if recipe.stream is not None:
+        windows = stream_windows(load_streams_of(recipe.data), recipe.stream, seed=recipe.loop.seed)
+        data = windows.dataset
+    else:
+        data = load_data(recipe.data)
     layout = get_layout(data.layout)
     if recipe.model.joints != layout.num_joints:
         raise ValueError(f"model.joints must be {layout.num_joints} for {layout.name}")
     window = recipe.data.window(data.layout)
     train_samples = labelled(data.train, recipe)
-    train = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
+    train: Dataset[Any] = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
+    if windows is not None and recipe.stream is not None:
+        train = StreamWindowFeeder(windows, recipe.stream, window, seed=recipe.loop.seed)
     test = SkeletonFeeder(data.test, window, train=False)
     classifier = build_classifier(
         recipe.model, recipe.kind, len(data.classes), dropout=recipe.dropout, hidden=recipe.hidden
@@ -325,6 +382,10 @@ def run_classify(
     history = loop.run(stop_after_epochs=stop_after_epochs)
     loop.close()
     report = task.last_eval or evaluate_classifier(classifier, test, data.classes, ctx.device)
+    decision = None
+    if windows is not None and recipe.stream is not None:
+        decision = calibrate_on(classifier, windows, recipe.stream, window, ctx.device)
+        log.info("decision rule calibrated on held-out training videos: %s", decision)
     metrics = {
         **{k: v for k, v in report.items() if k != "confusion"},
         "protocol": recipe.kind,
@@ -335,6 +396,7 @@ def run_classify(
         "dataset": {"name": data.name, "benchmark": data.benchmark, "skipped": len(data.skipped)},
         "config": recipe.model_dump(mode="json"),
         "epochs_run": loop.state.epoch,
+        "decision": decision,
     }
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +407,7 @@ def run_classify(
         if history:
             plot_history(history, out_dir / "curves.png", title=f"{recipe.kind}: {recipe.name}")
         save_atomic(
-            classifier_checkpoint(classifier, recipe, data, window, report),
+            classifier_checkpoint(classifier, recipe, data, window, report, decision),
             out_dir / CLASSIFIER_NAME,
         )
     return metrics
