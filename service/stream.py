@@ -29,7 +29,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -408,11 +408,12 @@ class StreamCore:
         due = [req for b in heads if (req := self._due(b)) is not None]
         return FrameUpdate(accepted_any, due, events)
 
-    def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> Prediction | None:
-        """Turn the model's logits for ``request`` into the body's (smoothed) prediction."""
+    def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> list[Prediction]:
+        """Turn the model's logits for ``request`` into the body's (smoothed) prediction and,
+        for a two-person window, the same prediction for its partner: one decision per pair."""
         body = self._bodies.get(request.body)
         if body is None or request.card.labels != self.card.labels:
-            return None  # evicted meanwhile, or the model changed its labels under it
+            return []  # evicted meanwhile, or the model changed its labels under it
         labels = self.card.labels
         probs = softmax(np.asarray(logits).reshape(-1))
         raw = int(np.argmax(probs))
@@ -430,7 +431,7 @@ class StreamCore:
         changed = body.shown is not None and shown != body.shown
         body.shown = shown
         self.stats.predictions += 1
-        return Prediction(
+        prediction = Prediction(
             body=request.body,
             start=request.start,
             end=request.end,
@@ -442,6 +443,21 @@ class StreamCore:
             changed=changed,
             partner=request.partner,
         )
+        out = [prediction]
+        partner = self._bodies.get(request.partner) if request.partner is not None else None
+        if partner is not None:
+            partner_changed = partner.shown is not None and shown != partner.shown
+            partner.shown = shown
+            self.stats.predictions += 1
+            out.append(
+                replace(
+                    prediction,
+                    body=request.partner,
+                    partner=request.body,
+                    changed=partner_changed,
+                )
+            )
+        return out
 
     @property
     def decision_threshold(self) -> float | None:
@@ -457,8 +473,7 @@ class StreamCore:
         if update.due:
             logits = infer(np.stack([req.window for req in update.due]))
             for req, row in zip(update.due, logits, strict=True):
-                if (pred := self.complete(req, row)) is not None:
-                    events.append(pred)
+                events.extend(self.complete(req, row))
         return events
 
     # -- internals ----------------------------------------------------------------------------
@@ -503,13 +518,17 @@ class StreamCore:
         span = self.window_s
         if body.new_frames < self.config.stride:
             return None
+        partner = self._partner(body_id) if self.card.window.persons > 1 else None
+        if partner is not None and self._bodies[partner].order < body.order:
+            # the pair's window is built for its first-tracked body and reported for both
+            body.new_frames = 0
+            return None
         times = np.fromiter(body.times, dtype=np.float64, count=len(body.times))
         frames, start = resample_to_grid(times, np.stack(body.joints), self.card.fps, span)
         if len(frames) < self.config.min_frames:
             return None
         body.new_frames = 0
         persons = frames[None]
-        partner = self._partner(body_id) if self.card.window.persons > 1 else None
         if partner is not None:
             other = self._bodies[partner]
             grid = start + np.arange(len(frames), dtype=np.float64) / self.card.fps

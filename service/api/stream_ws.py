@@ -279,7 +279,7 @@ class StreamConnection:
             if update.due:
                 logits = await runtime.infer(np.stack([r.window for r in update.due]))
                 for request, row in zip(update.due, logits, strict=True):
-                    if (prediction := core.complete(request, row)) is not None:
+                    for prediction in core.complete(request, row):
                         events.append(prediction)
         self._set_bodies(len(core.bodies))
         self._sync_metrics()
