@@ -101,7 +101,7 @@ def stats_command(
         None, "--benchmark", help="Split; default: the standard one."
     ),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Loader option KEY=VALUE, e.g. phase=2, layout=k4a32."
+        [], "--option", help="Loader option KEY=VALUE, e.g. phase=2, layout=k4a32, fps=15."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -117,3 +117,8 @@ def stats_command(
         raise typer.Exit(2) from None
     stats = loaded.stats()
     typer.echo(json.dumps(stats) if as_json else _table(stats))
+    if not stats["sequences"]:
+        reason = f"; {stats['skipped']} skipped as unreadable" if stats["skipped"] else ""
+        where = root if root is not None else loaded.name
+        typer.echo(f"error: {dataset} at {where} holds no readable sequence{reason}", err=True)
+        raise typer.Exit(2)

@@ -25,12 +25,11 @@ from training.model.config import ModelConfig
 from training.recipes.classify import (
     ClassifyRecipe,
     FeatureViews,
-    classifier_from_checkpoint,
-    evaluate_classifier,
     load_encoder,
     run_classify,
 )
 from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
+from training.recipes.evaluate import evaluate_on, load_classifier
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -182,7 +181,7 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
         }  # fmt: skip
     )
     metrics = run_classify(linear, tmp_path / "linear", CPU)
-    classifier, state = classifier_from_checkpoint(tmp_path / "linear" / "classifier.pt")
+    classifier, saved_meta = load_classifier(tmp_path / "linear" / "classifier.pt")
     before = weights(pretrained)
     for key, value in classifier.encoder.state_dict().items():
         assert torch.equal(value, before[f"encoder.{key}"]), key
@@ -191,11 +190,10 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
     saved = json.loads((tmp_path / "linear" / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and saved["pretrained_sha256"]
     assert 0.0 <= saved["top1"] <= saved["top5"] <= 1.0
-    assert state["labels"][0] == "right arm swipe to the left"
+    assert saved_meta.labels[0] == "right arm swipe to the left"
     assert (tmp_path / "linear" / "confusion.png").stat().st_size > 0
     data = load_data(linear.data)
-    test = SkeletonFeeder(data.test, linear.data.window(data.layout), train=False)
-    again = evaluate_classifier(classifier, test, data.classes, CPU.device)
+    again = evaluate_on(classifier, data, linear.data.window(data.layout))
     assert again["top1"] == metrics["top1"] and again["per_class"] == metrics["per_class"]
 
 

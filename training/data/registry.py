@@ -59,11 +59,17 @@ def _pku(
 
 
 def _folder(
-    root: Path, benchmark: str | None, layout: str | None = None, test_subjects: Any = None
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
 ) -> SkeletonDataset:
     from training.data.folder import load_folder
 
-    return load_folder(root, layout=layout, test_subjects=test_subjects, benchmark=benchmark)
+    return load_folder(
+        root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class DatasetEntry:
     # where it lives under the data root, given the benchmark and options; None: root required
     default_root: Callable[[Path, str, dict[str, Any]], Path] | None
     note: str
+    fps: float = 30.0  # the recordings' frame rate (a folder may say its own)
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -89,6 +96,7 @@ DATASETS: dict[str, DatasetEntry] = {
         (),
         lambda d, b, o: d / "sbu-kinect",
         "SBU Kinect Interaction text files",
+        fps=15.0,  # the dataset's paper: recorded at 15 frames per second
     ),
     "ntu": DatasetEntry(
         _ntu,
@@ -105,7 +113,7 @@ DATASETS: dict[str, DatasetEntry] = {
         "PKU-MMD phase 1 or 2 (option phase)",
     ),
     "folder": DatasetEntry(
-        _folder, (), ("layout", "test_subjects"), None, "your own clips + manifest.csv"
+        _folder, (), ("layout", "test_subjects", "fps"), None, "your own clips + manifest.csv"
     ),
 }
 
@@ -135,4 +143,10 @@ def load_dataset(
         if entry.default_root is None:
             raise DatasetError(f"{name} has no default location: give its root folder")
         root = entry.default_root(data_root(), benchmark or "", options)
-    return entry.loader(Path(root), benchmark, **options)
+    data = entry.loader(Path(root), benchmark, **options)
+    if data.fps is None:
+        data.fps = entry.fps
+    from training.data.layout_check import warn_if_misordered
+
+    warn_if_misordered([s.data for s in data.samples], data.layout, f"{name} at {root}")
+    return data

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from training.model.blocks import init_weights, no_weight_decay_names
+from training.model.config import ModelConfig
 from training.model.encoder import Encoder
 
 
@@ -59,6 +60,18 @@ class Classifier(nn.Module):
 
     def forward(self, clips: Tensor) -> Tensor:
         return self.head(self.encoder(clips))
+
+
+def build_classifier(
+    model: ModelConfig, kind: str, classes: int, *, dropout: float = 0.3, hidden: int = 2048
+) -> Classifier:
+    """A fresh encoder with the head of ``kind`` (linear or finetune) for ``classes`` classes."""
+    head: nn.Module
+    if kind == "linear":
+        head = LinearHead(model.width, classes)
+    else:
+        head = FinetuneHead(model.width, model.joints, classes, dropout, hidden)
+    return Classifier(Encoder(model), head)
 
 
 def _encoder_layers(model: nn.Module) -> tuple[str, int]:
