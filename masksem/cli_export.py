@@ -20,8 +20,16 @@ def quiet(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        yield
+    noisy = [logging.getLogger(name) for name in ("torch", "onnxscript", "onnx_ir", "onnxruntime")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        for logger, level in zip(noisy, levels, strict=True):
+            logger.setLevel(level)
 
 
 class VariantChoice(str, Enum):
