@@ -71,7 +71,10 @@ def lr_at(cfg: LoopConfig, epoch: float, base_lr: float) -> float:
 class Task(Protocol):
     """What a recipe gives the loop."""
 
-    module: nn.Module
+    @property
+    def module(self) -> nn.Module:
+        """The module whose parameters are trained (read-only: a task may hold a subclass)."""
+        ...
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer groups; a group may carry ``lr_scale`` (layer decay)."""
@@ -304,7 +307,7 @@ class TrainingLoop:
                         f"the last checkpoint is {self.checkpoint_path}"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 if self.cfg.clip_grad:
                     nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip_grad)
                 self.optimizer.step()

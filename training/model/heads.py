@@ -24,7 +24,8 @@ class LinearHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """features (N, M, T', V, C) -> logits (N, classes)."""
-        return self.fc(self.bn(features.mean(dim=(1, 2, 3))))
+        result: Tensor = self.fc(self.bn(features.mean(dim=(1, 2, 3))))
+        return result
 
 
 class FinetuneHead(nn.Module):
@@ -46,7 +47,8 @@ class FinetuneHead(nn.Module):
         """features (N, M, T', V, C) -> logits (N, classes)."""
         x = self.dropout(features).mean(dim=2)  # (N, M, V, C)
         x = x.flatten(2).mean(dim=1)  # (N, V * C)
-        return self.fc2(self.relu(self.bn(self.fc1(x))))
+        result: Tensor = self.fc2(self.relu(self.bn(self.fc1(x))))
+        return result
 
 
 class Classifier(nn.Module):
@@ -59,7 +61,8 @@ class Classifier(nn.Module):
         self.head = head
 
     def forward(self, clips: Tensor) -> Tensor:
-        return self.head(self.encoder(clips))
+        result: Tensor = self.head(self.encoder(clips))
+        return result
 
 
 def build_classifier(
