@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from skeleton.layouts import convert, get_layout
+from training.checkpoints import TrainingState
 from training.config_io import load_config
 from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
@@ -79,11 +80,14 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (resumed_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    # The kill must land mid-run: a run that had already finished would "resume" to nothing
+    # and pass without testing resumption.
+    assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = torch.load(resumed_dir / "checkpoint.pt", weights_only=False)
-    assert 1 <= state["epoch"] <= 4
+    state = TrainingState.read(resumed_dir / "checkpoint.pt")
+    assert 1 <= state.epoch < 4, "the kill landed after the last epoch"
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ})
     assert_same_weights(weights(straight), weights(resumed_dir / "checkpoint.pt"))
     history = json.loads((resumed_dir / "history.json").read_text())
