@@ -131,7 +131,7 @@ def stats_command(
         None, "--benchmark", help="Split; default: the standard one."
     ),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help="Loader option KEY=VALUE, e.g. phase=2, layout=k4a32."
+        [], "--option", help="Loader option KEY=VALUE, e.g. phase=2, layout=k4a32, fps=15."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     clips: bool = typer.Option(
@@ -151,3 +151,8 @@ def stats_command(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(stats) if as_json else _table(stats))
+    if not stats.get("sequences", stats.get("videos")):
+        reason = f"; {stats['skipped']} skipped as unreadable" if stats["skipped"] else ""
+        where = root if root is not None else stats["name"]
+        typer.echo(f"error: {dataset} at {where} holds no readable sequence{reason}", err=True)
+        raise typer.Exit(2)

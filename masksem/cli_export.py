@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 
 import typer
+
+
+@contextlib.contextmanager
+def quiet(on: bool) -> Iterator[None]:
+    """Keep the exporter's progress prints (torch.onnx writes them to stdout, not to a logger)
+    off the terminal; our own log lines still go to stderr."""
+    if not on:
+        yield
+        return
+    noisy = [logging.getLogger(name) for name in ("torch", "onnxscript", "onnx_ir", "onnxruntime")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        for logger, level in zip(noisy, levels, strict=True):
+            logger.setLevel(level)
 
 
 class VariantChoice(str, Enum):
@@ -32,6 +54,9 @@ def export(
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Check on the first N test clips only (default: all)."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show the ONNX exporter's and quantiser's own logs."
+    ),
     opset: int = typer.Option(
         18,
         "--opset",
@@ -41,24 +66,29 @@ def export(
     ),
 ) -> None:
     """Export to ONNX with its card; fails unless ONNX matches PyTorch within 1e-4 (fp32)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("training").setLevel(logging.INFO)
     from training.export import ExportError
     from training.export_checkpoint import export_checkpoint
 
     try:
-        card = export_checkpoint(
-            checkpoint,
-            out,
-            variant.value,
-            data_root=data_root,
-            name=name,
-            version=version,
-            limit=limit,
-            opset=opset,
-        )
+        with quiet(not verbose):
+            card = export_checkpoint(
+                checkpoint,
+                out,
+                variant.value,
+                data_root=data_root,
+                name=name,
+                version=version,
+                limit=limit,
+                opset=opset,
+            )
     except ExportError as err:
-        typer.echo(f"export failed: {err}", err=True)
-        raise typer.Exit(1) from err
+        typer.echo(f"export failed: {' '.join(str(err).split())}", err=True)
+        raise typer.Exit(2) from None
     metrics = card.metrics
     summary = {
         "onnx": str(out),

@@ -23,6 +23,16 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _options(pairs: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
+
+
 def pretrain(
     config: str = CONFIG,
     overrides: list[str] = SET,
@@ -41,6 +51,7 @@ def pretrain(
         path = run_pretrain(recipe, out, ctx, fresh=fresh)
     if ctx.is_main:
         typer.echo(f"pre-training checkpoint: {path}")
+        typer.echo(f"encoder for fine-tuning (--pretrained): {path.with_name('encoder.pt')}")
 
 
 def _classify(kind: str, config: str, overrides: list[str], out: Path, fresh: bool, device: str,
@@ -67,7 +78,12 @@ def _classify(kind: str, config: str, overrides: list[str], out: Path, fresh: bo
         typer.echo(json.dumps({k: metrics[k] for k in ("top1", "top5", "clips")}))
 
 
-PRETRAINED = typer.Option(None, "--pretrained", help="Pre-training checkpoint.pt to start from.")
+PRETRAINED = typer.Option(
+    None,
+    "--pretrained",
+    help="Pre-trained encoder to start from: an encoder.pt (models/ ships one) or the "
+    "checkpoint.pt of a pre-training run.",
+)
 SEED = typer.Option(None, "--seed", help="Seed of the run and of the labelled subset.")
 
 
@@ -107,13 +123,22 @@ def finetune(
 def evaluate(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier.pt."),
     dataset: str | None = typer.Option(None, "--dataset", help="Default: the training dataset."),
-    root: Path | None = typer.Option(None, "--root", help="Dataset folder or file."),
+    root: Path | None = typer.Option(
+        None, "--root", help="Dataset folder or file (default: where the model was trained)."
+    ),
     benchmark: str | None = typer.Option(None, "--benchmark"),
-    out: Path | None = typer.Option(None, "--out", help="Write metrics.json and confusion.png."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Loader option KEY=VALUE (e.g. layout=sbu15), over the training one."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write metrics.json and confusion.png here."
+    ),
 ) -> None:
-    """Evaluate a finished classifier on a dataset's test split."""
+    """Evaluate a finished classifier on the test split of its data (or of --dataset/--root)."""
     _setup_logging()
     from training.recipes.evaluate import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(checkpoint, dataset, root, benchmark, out)
+    metrics = evaluate_checkpoint(
+        checkpoint, dataset, root, benchmark, out, options=_options(option)
+    )
     typer.echo(json.dumps({k: metrics[k] for k in ("top1", "top5", "clips")}))

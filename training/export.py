@@ -34,6 +34,7 @@ from skeleton.card import (
     sha256_of,
     write_card,
 )
+from training.checkpoints import CheckpointError, ClassifierCheckpoint
 from training.model.heads import Classifier
 from training.model.tokens import patchify
 
@@ -44,7 +45,6 @@ VARIANTS: tuple[Variant, ...] = ("fp32", "int8", "fp16")
 DEFAULT_OPSET = 18
 #: Largest |logit| difference allowed between PyTorch and onnxruntime for the fp32 graph.
 EXACT_TOLERANCE = 1e-4
-_CHECKPOINT_FIELDS = ("labels", "layout", "window", "fps", "dataset", "state_dict", "model_config")
 
 
 class ExportError(RuntimeError):
@@ -78,22 +78,14 @@ class AbsentPersonGraph(nn.Module):
         return logits
 
 
-def build_classifier_from_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
-    """The classifier of a finished ``kind == "classifier"`` checkpoint (eval mode) and the
-    checkpoint dict, checked for every field the card needs."""
-    from training.recipes.classify import classifier_from_checkpoint
+def build_classifier_from_checkpoint(path: Path) -> tuple[Classifier, ClassifierCheckpoint]:
+    """The classifier of a finished checkpoint (eval mode) and the checkpoint."""
+    from training.recipes.evaluate import load_classifier
 
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such checkpoint")
     try:
-        classifier, state = classifier_from_checkpoint(path)
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise ExportError(f"{path}: not a usable classifier checkpoint: {err}") from err
-    missing = [k for k in _CHECKPOINT_FIELDS if k not in state]
-    if missing:
-        raise ExportError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}")
-    return classifier, state
+        return load_classifier(Path(path))
+    except (CheckpointError, RuntimeError) as err:
+        raise ExportError(f"not a usable classifier checkpoint: {err}") from err
 
 
 # -- graph ----------------------------------------------------------------------------------------
@@ -176,16 +168,13 @@ def onnx_logits(
     return np.concatenate(out).astype(np.float32)
 
 
-@torch.no_grad()
 def torch_logits(
-    classifier: Classifier, windows: NDArray[np.float32], *, batch: int = 32
+    classifier: nn.Module, windows: NDArray[np.float32], *, batch: int = 32
 ) -> NDArray[np.float32]:
-    classifier.eval()
-    out = [
-        classifier(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch]))).numpy()
-        for i in range(0, len(windows), batch)
-    ]
-    return np.concatenate(out).astype(np.float32)
+    """PyTorch (CPU) logits of ``windows``: the evaluation module's ``predict``."""
+    from training.recipes.evaluate import predict
+
+    return predict(classifier, windows, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -221,15 +210,6 @@ def check_exactness(
             f"over {len(windows)} windows (full path {diff:.3g}, single-person path {single})"
         )
     return Exactness(diff, single, len(windows))
-
-
-def accuracy(logits: NDArray[np.floating], labels: NDArray[np.integer]) -> dict[str, float]:
-    ranked = np.argsort(-logits, axis=1)
-    k = min(5, logits.shape[1])
-    return {
-        "top1": float((ranked[:, 0] == labels).mean()),
-        "top5": float((ranked[:, :k] == labels[:, None]).any(axis=1).mean()),
-    }
 
 
 # -- saving ---------------------------------------------------------------------------------------

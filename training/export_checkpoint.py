@@ -6,6 +6,7 @@ The test split of the checkpoint's own dataset gives the windows of the exactnes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,13 @@ import torch
 from numpy.typing import NDArray
 
 from skeleton.card import CardContent, ModelCard, sha256_of
-from skeleton.clip import WindowSpec, inference_window
+from training.checkpoints import ClassifierCheckpoint
 from training.data.types import SkeletonDataset
 from training.export import (
     DEFAULT_OPSET,
     EXACT_TOLERANCE,
     ExportError,
     Variant,
-    accuracy,
     build_classifier_from_checkpoint,
     check_exactness,
     export_graph,
@@ -31,68 +31,38 @@ from training.export import (
     save_with_card,
     serialized,
     to_variant,
-    torch_logits,
+)
+from training.recipes.evaluate import (
+    EvaluationError,
+    accuracy_report,
+    check_fits,
+    load_trained_data,
+    predict,
+    test_split,
 )
 
 log = logging.getLogger(__name__)
 
 
-def load_stream_test_split(state: dict[str, Any]) -> SkeletonDataset:
-    """The evaluation windows of a model trained on untrimmed recordings, labelled as in
-    training (its recipe's stream section)."""
-    from training.data.errors import DatasetError
-    from training.recipes.classify import ClassifyRecipe, load_streams_of
-    from training.recipes.stream_data import stream_windows
-
-    recipe = ClassifyRecipe.model_validate(state["recipe"])
-    assert recipe.stream is not None
-    try:
-        streams = load_streams_of(recipe.data)
-    except (DatasetError, OSError) as err:
-        raise ExportError(f"cannot load the test videos of {recipe.data.dataset}: {err}") from err
-    return stream_windows(streams, recipe.stream, seed=recipe.loop.seed).dataset
-
-
-def load_test_split(state: dict[str, Any], data_root: Path | None) -> SkeletonDataset:
-    """The dataset the checkpoint was trained on, checked against its labels and layout."""
-    from training.data.errors import DatasetError
-    from training.data.registry import DATASETS, load_dataset
-
-    if state.get("recipe", {}).get("stream"):
-        return load_stream_test_split(state)
-    name, benchmark = state["dataset"]["name"], state["dataset"].get("benchmark") or None
-    root = None
-    if data_root is not None:
-        entry = DATASETS.get(name)
-        if entry is None or entry.default_root is None:
-            raise ExportError(f"dataset {name!r} has no default folder under --data-root")
-        root = entry.default_root(Path(data_root), benchmark or "", {})
-    try:
-        data = load_dataset(name, root, benchmark)
-    except (DatasetError, OSError) as err:
-        raise ExportError(f"cannot load the test split of {name} ({benchmark}): {err}") from err
-    if data.layout != state["layout"] or list(data.classes) != list(state["labels"]):
-        raise ExportError(
-            f"the checkpoint classifies {len(state['labels'])} {state['layout']} classes, but "
-            f"{name} has {len(data.classes)} {data.layout} classes"
-        )
-    return data
-
-
-def split_windows(
-    data: SkeletonDataset, window: WindowSpec, limit: int | None
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """The test clips through ``inference_window`` (the serving path), and their labels."""
-    samples = data.test[:limit] if limit else data.test
-    if not samples:
-        raise ExportError(f"{data.name} has no test clips to check the export on")
-    windows = np.stack([inference_window(s.data, window, where=s.name) for s in samples])
-    return windows, np.array([s.label for s in samples], dtype=np.int64)
+def accuracy(logits: NDArray[np.floating], labels: NDArray[np.integer]) -> dict[str, float]:
+    report = accuracy_report(logits, labels, [str(i) for i in range(logits.shape[1])])
+    return {"top1": report["top1"], "top5": report["top5"]}
 
 
 def median_clip_seconds(data: SkeletonDataset, fps: float) -> float:
     frames = [s.frames for s in data.train] or [s.frames for s in data.test]
     return round(float(np.median(frames)) / fps, 3)
+
+
+def card_content(meta: ClassifierCheckpoint, fields: dict[str, Any]) -> CardContent:
+    """The card's fields, with the checkpoint's continuous-recognition settings where the card
+    has fields for them."""
+    known = {f.name for f in dataclasses.fields(CardContent)}
+    for key in ("none_label", "decision"):
+        value = getattr(meta, key)
+        if key in known and value is not None:
+            fields[key] = value
+    return CardContent(**fields)
 
 
 def export_checkpoint(
@@ -108,24 +78,29 @@ def export_checkpoint(
 ) -> ModelCard:
     """Export ``checkpoint`` to ``out`` (+ card). Raises :class:`ExportError` when the fp32
     graph differs from PyTorch by more than 1e-4 on the test windows."""
-    classifier, state = build_classifier_from_checkpoint(checkpoint)
-    window = WindowSpec.from_dict(state["window"])
+    classifier, meta = build_classifier_from_checkpoint(checkpoint)
+    window = meta.window_spec
     cfg = classifier.encoder.cfg
     if (window.frames, window.persons) != (cfg.frames, cfg.persons):
         raise ExportError(
             f"{checkpoint}: window {window.frames} frames x {window.persons} persons does not "
             f"match the model's {cfg.frames} x {cfg.persons}"
         )
-    data = load_test_split(state, data_root)
-    windows, labels = split_windows(data, window, limit)
+    try:
+        data = load_trained_data(meta, data_root=data_root)
+        check_fits(meta, data, checkpoint)
+        split = test_split(data, window, limit)
+    except EvaluationError as err:
+        raise ExportError(str(err)) from err
+    windows, labels = split.windows, split.labels
     log.info("checking the export on %d %s test windows", len(windows), data.name)
 
-    reference = torch_logits(classifier, windows)
+    reference = predict(classifier, windows, batch=32)
     graph = export_graph(classifier, opset=opset)
     exact = check_exactness(graph, classifier, windows, reference=reference)
     fp32_logits = onnx_logits(graph, windows)
     metrics: dict[str, Any] = {
-        "checkpoint": state.get("metrics", {}),
+        "checkpoint": meta.metrics,
         "test_split": {
             "dataset": data.name,
             "benchmark": data.benchmark,
@@ -154,36 +129,38 @@ def export_checkpoint(
             k: metrics[variant][k] - metrics["fp32"][k] for k in ("top1", "top5")
         }
     checkpoint_sha = sha256_of(Path(checkpoint))
-    head = state.get("head", "classifier")
-    fields = CardContent(
-        name=name or f"{data.name}-{head}",
-        version=version or checkpoint_sha[:12],
-        labels=tuple(state["labels"]),
-        layout=state["layout"],
-        window=window,
-        fps=float(state["fps"]),
-        training={
-            "dataset": state["dataset"],
-            "head": head,
-            "model_config": state["model_config"],
-            "recipe": state.get("recipe", {}),
-            "checkpoint_sha256": checkpoint_sha,
-            "absent_person_shortcut": (
-                "persons beyond the input's P take the encoder features of an all-zero person, "
-                "computed at export; send P = 1 when the second person is absent"
-                if cfg.persons > 1
-                else None
-            ),
-            "exported_with": {
-                "torch": torch.__version__,
-                "onnxruntime": onnxruntime.__version__,
+    source = meta.source
+    fields = card_content(
+        meta,
+        dict(
+            name=name or f"{data.name}-{meta.head}",
+            version=version or checkpoint_sha[:12],
+            labels=tuple(meta.labels),
+            layout=meta.layout,
+            window=window,
+            fps=meta.fps,
+            training={
+                "dataset": {"name": data.name, "benchmark": data.benchmark},
+                "source": source.model_dump(mode="json"),
+                "head": meta.head,
+                "model_config": meta.model.model_dump(mode="json"),
+                "recipe": meta.recipe,
+                "checkpoint_sha256": checkpoint_sha,
+                "pretrained_sha256": meta.pretrained_sha256,
+                "absent_person_shortcut": (
+                    "persons beyond the input's P take the encoder features of an all-zero "
+                    "person, computed at export; send P = 1 when the second person is absent"
+                    if cfg.persons > 1
+                    else None
+                ),
+                "exported_with": {
+                    "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__,
+                },
             },
-        },
-        metrics=metrics,
-        stream_window_s=state.get("stream_window_s")
-        or median_clip_seconds(data, float(state["fps"])),
-        none_label=state.get("none_label"),
-        decision=state.get("decision"),
+            metrics=metrics,
+            stream_window_s=meta.stream_window_s or median_clip_seconds(data, meta.fps),
+        ),
     )
     card = save_with_card(model, fields, out, variant=variant, single_person_input=cfg.persons > 1)
     log.info("wrote %s (%s, sha256 %s)", out, variant, card.onnx_sha256[:12])

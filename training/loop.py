@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from training.checkpoints import TrainingState
 from training.distributed import DistContext, all_reduce_mean, barrier
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -70,7 +71,10 @@ def lr_at(cfg: LoopConfig, epoch: float, base_lr: float) -> float:
 class Task(Protocol):
     """What a recipe gives the loop."""
 
-    module: nn.Module
+    @property
+    def module(self) -> nn.Module:
+        """The module whose parameters are trained (read-only: a task may hold a subclass)."""
+        ...
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer groups; a group may carry ``lr_scale`` (layer decay)."""
@@ -120,13 +124,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file and rename: a crash never leaves a torn checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
@@ -172,10 +169,12 @@ class TrainingLoop:
         ctx: DistContext,
         *,
         run_config: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
         desc: str = "train",
     ) -> None:
         self.task, self.dataset, self.cfg, self.out, self.ctx = task, dataset, cfg, out_dir, ctx
         self.run_config = run_config or {}
+        self.meta = meta or {}  # kept in checkpoints, not compared on resume
         self.desc = desc
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -233,39 +232,36 @@ class TrainingLoop:
         if not self.ctx.is_main:
             return
         extra = getattr(self.task, "extra_state", None)
-        save_atomic(
-            {
-                "kind": "training_state",
-                "epoch": self.state.epoch,
-                "step": self.state.step,
-                "history": self.state.history,
-                "model": self.module.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": _rng_state(),
-                "config": self.run_config,
-                "extra": extra() if callable(extra) else None,
-            },
-            self.checkpoint_path,
-        )
+        TrainingState(
+            epoch=self.state.epoch,
+            step=self.state.step,
+            history=self.state.history,
+            model=self.module.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            rng=_rng_state(),
+            config=self.run_config,
+            extra=extra() if callable(extra) else None,
+            meta=self.meta,
+        ).save(self.checkpoint_path)
 
     def resume(self) -> bool:
         """Continue from ``out_dir/checkpoint.pt`` if there is one; True when resumed."""
         if not self.checkpoint_path.is_file():
             return False
-        ckpt = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
-        changed = recipe_changes(ckpt.get("config") or {}, self.run_config)
+        ckpt = TrainingState.read(self.checkpoint_path, self.ctx.device)
+        changed = recipe_changes(ckpt.config, self.run_config)
         if changed:
             raise ValueError(
                 f"{self.checkpoint_path} was written by a different recipe ({', '.join(changed)} "
                 "changed): run with --fresh or into another --out"
             )
-        self.module.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"])
+        self.module.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        _set_rng_state(ckpt.rng)
         loader = getattr(self.task, "load_extra_state", None)
-        if callable(loader) and ckpt.get("extra") is not None:
-            loader(ckpt["extra"])
-        self.state = RunState(epoch=ckpt["epoch"], step=ckpt["step"], history=ckpt["history"])
+        if callable(loader) and ckpt.extra is not None:
+            loader(ckpt.extra)
+        self.state = RunState(epoch=ckpt.epoch, step=ckpt.step, history=ckpt.history)
         return True
 
     # -- the loop ------------------------------------------------------------------------
@@ -311,7 +307,7 @@ class TrainingLoop:
                         f"the last checkpoint is {self.checkpoint_path}"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 if self.cfg.clip_grad:
                     nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip_grad)
                 self.optimizer.step()

@@ -17,7 +17,7 @@ from skeleton.clip import rotate, rotation_matrix
 from tests.service.tiny_service import LAYOUT, WINDOW, LiveServer, TinyModel
 from training.data.feeder import SkeletonFeeder
 from training.data.types import SkeletonDataset
-from training.recipes.classify import predict
+from training.recipes.evaluate import predict
 
 
 async def stream_clip(url: str, clip: np.ndarray, labels: int) -> dict:

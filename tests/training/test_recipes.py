@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from skeleton.layouts import convert, get_layout
+from training.checkpoints import TrainingState
 from training.config_io import load_config
 from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
@@ -25,12 +26,11 @@ from training.model.config import ModelConfig
 from training.recipes.classify import (
     ClassifyRecipe,
     FeatureViews,
-    classifier_from_checkpoint,
-    evaluate_classifier,
     load_encoder,
     run_classify,
 )
 from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
+from training.recipes.evaluate import evaluate_on, load_classifier
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -80,11 +80,14 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (resumed_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    # The kill must land mid-run: a run that had already finished would "resume" to nothing
+    # and pass without testing resumption.
+    assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = torch.load(resumed_dir / "checkpoint.pt", weights_only=False)
-    assert 1 <= state["epoch"] <= 4
+    state = TrainingState.read(resumed_dir / "checkpoint.pt")
+    assert 1 <= state.epoch < 4, "the kill landed after the last epoch"
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ})
     assert_same_weights(weights(straight), weights(resumed_dir / "checkpoint.pt"))
     history = json.loads((resumed_dir / "history.json").read_text())
@@ -182,7 +185,7 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
         }  # fmt: skip
     )
     metrics = run_classify(linear, tmp_path / "linear", CPU)
-    classifier, state = classifier_from_checkpoint(tmp_path / "linear" / "classifier.pt")
+    classifier, saved_meta = load_classifier(tmp_path / "linear" / "classifier.pt")
     before = weights(pretrained)
     for key, value in classifier.encoder.state_dict().items():
         assert torch.equal(value, before[f"encoder.{key}"]), key
@@ -191,11 +194,10 @@ def test_linear_evaluation_keeps_the_encoder_frozen_and_scores_the_test_split(
     saved = json.loads((tmp_path / "linear" / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and saved["pretrained_sha256"]
     assert 0.0 <= saved["top1"] <= saved["top5"] <= 1.0
-    assert state["labels"][0] == "right arm swipe to the left"
+    assert saved_meta.labels[0] == "right arm swipe to the left"
     assert (tmp_path / "linear" / "confusion.png").stat().st_size > 0
     data = load_data(linear.data)
-    test = SkeletonFeeder(data.test, linear.data.window(data.layout), train=False)
-    again = evaluate_classifier(classifier, test, data.classes, CPU.device)
+    again = evaluate_on(classifier, data, linear.data.window(data.layout))
     assert again["top1"] == metrics["top1"] and again["per_class"] == metrics["per_class"]
 
 

@@ -11,10 +11,18 @@ Layout of the folder::
 Each clip is a NumPy ``.npy`` array of shape ``(T, V, 3)`` (one person) or ``(M, T, V, 3)``
 (M persons; an absent person is all zeros) holding camera coordinates in metres, with the
 joints in the order of the layout you name (one of ``ntu25``, ``utd20``, ``ucla20``, ``sbu15``,
-``k4a32``; see docs/layouts.md). No value may be NaN or inf.
+``k4a32``; the README's "Joint layouts" lists each one's joints in order). No value may be NaN
+or inf.
 
-``manifest.csv`` has a header line ``path,label,subject`` and optionally ``view`` and ``split``
-columns, then one row per clip::
+The joint-count rule: ``V`` of every clip is the layout's joint count (ntu25: 25, utd20 and
+ucla20: 20, sbu15: 15, k4a32: 32); a clip with another count is reported and skipped. The model
+follows the data: its ``joints`` are the layout's and its persons the most persons of any clip,
+unless a recipe sets them. On load a check of the clips against the layout (bones of steady
+length, left and right limbs alike, the head above the feet) warns, naming the suspect joints,
+when the declared order looks wrong.
+
+``manifest.csv`` has a header line ``path,label,subject`` and optionally ``view``, ``split``
+and ``fps`` columns, then one row per clip::
 
     path,label,subject,view,split
     clips/wave_001.npy,wave,1,1,train
@@ -26,11 +34,15 @@ columns, then one row per clip::
 - ``subject``: an integer id of the person recorded.
 - ``view``: optional integer camera or view id.
 - ``split``: optional ``train`` or ``test``. Without this column, clips of the subjects given
-  by the ``test_subjects`` option are the test set; with neither, every clip trains.
+  by the ``test_subjects`` option are the test set; with neither, every clip trains (and
+  fine-tuning refuses to start: it has nothing to evaluate on).
+- ``fps``: optional frame rate of the recordings, the same on every row (or the ``fps``
+  option); default 30. It is written into the model card, where it sets the seconds of a live
+  stream the service classifies.
 
 Load it with ``load_dataset("folder", Path("my-recordings"), layout="k4a32")`` or look at it
-with ``masksem data stats folder --root my-recordings -o layout=k4a32``. Rows whose clip is
-missing or unreadable are reported and skipped.
+with ``masksem data stats folder --root my-recordings --option layout=k4a32``. Rows whose clip
+is missing or unreadable are reported and skipped.
 """
 
 from __future__ import annotations
@@ -57,7 +69,7 @@ from training.data.types import Sample, SkeletonDataset
 
 MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("path", "label", "subject")
-OPTIONAL_COLUMNS = ("view", "split")
+OPTIONAL_COLUMNS = ("view", "split", "fps")
 SPLITS = ("train", "test")
 
 
@@ -69,6 +81,7 @@ class ManifestRow:
     subject: int
     view: int | None
     split: str | None
+    fps: float | None = None
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -83,7 +96,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             raise MalformedLineError(
                 path,
                 f"header {','.join(header)!r} lacks {missing} or has unknown columns {unknown}; "
-                "expected path,label,subject[,view][,split]",
+                "expected path,label,subject[,view][,split][,fps]",
                 line=1,
                 field="header",
             )
@@ -101,6 +114,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                     path, f"split {split!r} is not train or test", line=line, field="split"
                 )
             clip = Path(values["path"])
+            fps = _fps(values.get("fps") or None, f"{path}, line {line}")
             rows.append(
                 ManifestRow(
                     line=line,
@@ -109,9 +123,39 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                     subject=parse_int(values["subject"], path, line=line, field="subject"),
                     view=None if view is None else parse_int(view, path, line=line, field="view"),
                     split=split,
+                    fps=fps,
                 )
             )
     return rows
+
+
+def _fps(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        fps = float(str(value))
+    except ValueError:
+        raise DatasetError(f"{where}: fps {value!r} is not a number") from None
+    if not fps > 0 or fps == float("inf"):
+        raise DatasetError(f"{where}: fps must be a positive number, got {value!r}")
+    return fps
+
+
+def folder_fps(rows: list[ManifestRow], option: object, manifest: Path) -> float | None:
+    """The one frame rate of a folder: the ``fps`` option, else the manifest's column (which
+    must say the same on every row that gives it)."""
+    given = _fps(option, f"{manifest.parent}: option fps")
+    column = {row.fps for row in rows if row.fps is not None}
+    if len(column) > 1:
+        raise DatasetError(
+            f"{manifest}: the fps column holds {sorted(column)}; the clips of one folder must "
+            "share one frame rate (resample them, or split the folder)"
+        )
+    if given is not None and column and column != {given}:
+        raise DatasetError(
+            f"{manifest}: the fps column says {column.pop()} but the fps option {given}"
+        )
+    return given if given is not None else (column.pop() if column else None)
 
 
 def read_clip(path: Path, joints: int) -> NDArray[np.float32]:
@@ -156,6 +200,7 @@ def load_folder(
     layout: str | None = None,
     test_subjects: Iterable[int] | str | None = None,
     benchmark: str | None = None,
+    fps: float | str | None = None,
 ) -> SkeletonDataset:
     """Load a bring-your-own folder (see the module docstring for the format)."""
     if layout is None:
@@ -168,6 +213,7 @@ def load_folder(
     if not manifest.is_file():
         raise DatasetError(f"no {MANIFEST} in {root}")
     rows = read_manifest(manifest)
+    frame_rate = folder_fps(rows, fps, manifest)
     classes = sorted({row.label for row in rows})
     ids = {name: i for i, name in enumerate(classes)}
 
@@ -203,21 +249,24 @@ def load_folder(
         test=test,
         skipped=skipped,
         benchmark=benchmark or rule,
+        fps=frame_rate,
     )
 
 
 def write_folder(dataset: SkeletonDataset, root: Path) -> Path:
-    """Write ``dataset`` in this format (clips under ``clips/``, split column set)."""
+    """Write ``dataset`` in this format (clips under ``clips/``, split column set, and the fps
+    column when the dataset knows its frame rate)."""
     (root / "clips").mkdir(parents=True, exist_ok=True)
     manifest = root / MANIFEST
+    fps = () if dataset.fps is None else (f"{dataset.fps:g}",)
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("path", "label", "subject", "view", "split"))
+        writer.writerow(("path", "label", "subject", "view", "split", *(("fps",) if fps else ())))
         for split, samples in (("train", dataset.train), ("test", dataset.test)):
             for sample in samples:
                 relative = Path("clips") / f"{sample.name}.npy"
                 np.save(root / relative, sample.data)
                 view = "" if sample.view is None else sample.view
                 label = dataset.classes[sample.label]
-                writer.writerow((relative.as_posix(), label, sample.subject, view, split))
+                writer.writerow((relative.as_posix(), label, sample.subject, view, split, *fps))
     return manifest

@@ -76,11 +76,17 @@ def _pku_root(data: Path, options: dict[str, Any]) -> Path:
 
 
 def _folder(
-    root: Path, benchmark: str | None, layout: str | None = None, test_subjects: Any = None
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
 ) -> SkeletonDataset:
     from training.data.folder import load_folder
 
-    return load_folder(root, layout=layout, test_subjects=test_subjects, benchmark=benchmark)
+    return load_folder(
+        root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class DatasetEntry:
     # where it lives under the data root, given the benchmark and options; None: root required
     default_root: Callable[[Path, str, dict[str, Any]], Path] | None
     note: str
+    fps: float = 30.0  # the recordings' frame rate (a folder may say its own)
     # whole untrimmed recordings with per-frame labels, for datasets that have them
     streams: Callable[..., StreamDataset] | None = None
 
@@ -108,6 +115,7 @@ DATASETS: dict[str, DatasetEntry] = {
         (),
         lambda d, b, o: d / "sbu-kinect",
         "SBU Kinect Interaction text files",
+        fps=15.0,  # the dataset's paper: recorded at 15 frames per second
     ),
     "ntu": DatasetEntry(
         _ntu,
@@ -125,7 +133,7 @@ DATASETS: dict[str, DatasetEntry] = {
         streams=_pku_streams,
     ),
     "folder": DatasetEntry(
-        _folder, (), ("layout", "test_subjects"), None, "your own clips + manifest.csv"
+        _folder, (), ("layout", "test_subjects", "fps"), None, "your own clips + manifest.csv"
     ),
 }
 
@@ -138,7 +146,13 @@ def load_dataset(
     ``root`` defaults to the dataset's folder under :func:`data_root`.
     """
     entry, root, benchmark = _resolve(name, root, benchmark, options)
-    return entry.loader(Path(root), benchmark, **options)
+    data = entry.loader(Path(root), benchmark, **options)
+    if data.fps is None:
+        data.fps = entry.fps
+    from training.data.layout_check import warn_if_misordered
+
+    warn_if_misordered([s.data for s in data.samples], data.layout, f"{name} at {root}")
+    return data
 
 
 def has_streams(name: str) -> bool:

@@ -57,6 +57,7 @@ class SkeletonDataset:
     test: list[Sample]
     skipped: list[SkippedSample] = field(default_factory=list)
     benchmark: str = ""
+    fps: float | None = None  # frame rate of the recordings; None: not known to the reader
 
     @property
     def samples(self) -> list[Sample]:

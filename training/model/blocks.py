@@ -28,7 +28,8 @@ class DropPath(nn.Module):
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """softmax(Q K^T / sqrt(d)) V with the full attention matrix, as the releases compute it."""
     attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    return attn.softmax(dim=-1) @ v
+    result: Tensor = attn.softmax(dim=-1) @ v
+    return result
 
 
 class Attention(nn.Module):
@@ -46,7 +47,8 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         attend = F.scaled_dot_product_attention if self.fused else explicit_attention
         out = attend(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        result: Tensor = self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return result
 
 
 class Mlp(nn.Module):
@@ -57,7 +59,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        result: Tensor = self.fc2(self.act(self.fc1(x)))
+        return result
 
 
 class Block(nn.Module):
@@ -82,7 +85,8 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        result: Tensor = x + self.drop_path(self.mlp(self.norm2(x)))
+        return result
 
 
 def init_weights(model: nn.Module) -> None:

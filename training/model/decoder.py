@@ -40,4 +40,5 @@ class Decoder(nn.Module):
         x = x + self.pos()
         for block in self.blocks:
             x = block(x)
-        return self.pred(self.norm(x))
+        result: Tensor = self.pred(self.norm(x))
+        return result

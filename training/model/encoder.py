@@ -28,7 +28,8 @@ class Encoder(nn.Module):
         x = self.embed(patches, keep)
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        result: Tensor = self.norm(x)
+        return result
 
     def forward(self, clips: Tensor) -> Tensor:
         """Clips (N, M, T, V, 3) -> token features of every person (N, M, T', V, C)."""

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from training.model.blocks import init_weights, no_weight_decay_names
+from training.model.config import ModelConfig
 from training.model.encoder import Encoder
 
 
@@ -23,7 +24,8 @@ class LinearHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """features (N, M, T', V, C) -> logits (N, classes)."""
-        return self.fc(self.bn(features.mean(dim=(1, 2, 3))))
+        result: Tensor = self.fc(self.bn(features.mean(dim=(1, 2, 3))))
+        return result
 
 
 class FinetuneHead(nn.Module):
@@ -45,7 +47,8 @@ class FinetuneHead(nn.Module):
         """features (N, M, T', V, C) -> logits (N, classes)."""
         x = self.dropout(features).mean(dim=2)  # (N, M, V, C)
         x = x.flatten(2).mean(dim=1)  # (N, V * C)
-        return self.fc2(self.relu(self.bn(self.fc1(x))))
+        result: Tensor = self.fc2(self.relu(self.bn(self.fc1(x))))
+        return result
 
 
 class Classifier(nn.Module):
@@ -58,7 +61,20 @@ class Classifier(nn.Module):
         self.head = head
 
     def forward(self, clips: Tensor) -> Tensor:
-        return self.head(self.encoder(clips))
+        result: Tensor = self.head(self.encoder(clips))
+        return result
+
+
+def build_classifier(
+    model: ModelConfig, kind: str, classes: int, *, dropout: float = 0.3, hidden: int = 2048
+) -> Classifier:
+    """A fresh encoder with the head of ``kind`` (linear or finetune) for ``classes`` classes."""
+    head: nn.Module
+    if kind == "linear":
+        head = LinearHead(model.width, classes)
+    else:
+        head = FinetuneHead(model.width, model.joints, classes, dropout, hidden)
+    return Classifier(Encoder(model), head)
 
 
 def _encoder_layers(model: nn.Module) -> tuple[str, int]:

@@ -55,7 +55,8 @@ class Pretrainer(nn.Module):
             return None
         if masking == "motion":
             return motion_aware_scores(patches)
-        return self.teacher(clips)
+        result: Tensor | None = self.teacher(clips)
+        return result
 
     def forward(self, clips: Tensor, masking: MaskingKind) -> dict[str, Tensor]:
         """clips (N, M, T, V, 3) -> {"loss": scalar with grad, and detached statistics:

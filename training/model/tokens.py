@@ -68,7 +68,10 @@ class TokenEmbedding(nn.Module):
         (B, k) into the L flattened tokens: only those are embedded."""
         flat = patches.flatten(1, 2)
         pos = self.pos()
+        result: Tensor
         if keep is None:
-            return self.proj(flat) + pos
+            result = self.proj(flat) + pos
+            return result
         visible = flat.gather(1, keep.unsqueeze(-1).expand(-1, -1, flat.shape[-1]))
-        return self.proj(visible) + pos[keep]
+        result = self.proj(visible) + pos[keep]
+        return result

@@ -20,14 +20,22 @@ from tqdm import tqdm
 
 from skeleton.card import sha256_of
 from skeleton.clip import WindowSpec
-from skeleton.layouts import can_map, get_layout, joint_map
+from skeleton.layouts import can_map, joint_map
+from training.checkpoints import ClassifierCheckpoint, EncoderCheckpoint, HeadConfig
 from training.data.types import Sample, SkeletonDataset
 from training.distributed import DistContext
-from training.loop import LoopConfig, TrainingLoop, save_atomic, seed_everything
+from training.loop import LoopConfig, TrainingLoop, seed_everything
 from training.model.config import ModelConfig
 from training.model.encoder import Encoder
-from training.model.heads import Classifier, FinetuneHead, LinearHead, param_groups
-from training.recipes.common import DataConfig, load_data
+from training.model.heads import Classifier, build_classifier, param_groups
+from training.recipes.common import (
+    DataConfig,
+    data_source,
+    fit_to_data,
+    load_data,
+    require_clips,
+)
+from training.recipes.evaluate import accuracy_report, evaluate_on, predict
 from training.recipes.plots import plot_confusion, plot_history
 from training.recipes.stream_data import (
     MIN_PRESENT_FRAMES,
@@ -66,7 +74,9 @@ class ClassifyRecipe(BaseModel):
     feature_views: int = Field(default=0, ge=0)
     layer_decay: float | None = None
     eval_every: int = 5
-    fps: float = 30.0  # frame rate of the recordings, written into the exported card
+    # frame rate of the recordings, written into the exported card; None: the data's own
+    # (a folder's manifest or option, else the dataset's), else 30
+    fps: float | None = None
     # Train on untrimmed recordings with a "none" class (training/recipes/stream_data.py)
     stream: StreamTraining | None = None
     loop: LoopConfig = LoopConfig()
@@ -87,20 +97,19 @@ class ClassifyRecipe(BaseModel):
 
 
 def load_encoder(checkpoint: Path, model: ModelConfig, layout: str) -> tuple[dict[str, Any], str]:
-    """The encoder weights of a pre-training checkpoint for ``model`` on ``layout``, and that
-    file's sha256. Transfer across layouts: when the checkpoint was pre-trained on another
-    layout whose joints map onto ``layout`` (utd20 <-> ucla20, ntu25 -> Kinect v1), the joint
-    embedding is carried over joint by joint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    config = state.get("config", {})
-    weights = {k.removeprefix("encoder."): v for k, v in state["model"].items()}
-    saved = config.get("model")
-    if saved is not None:
-        ignore = {"joints", "persons", "drop_path"}
-        theirs = ModelConfig.model_validate(saved).model_dump(exclude=ignore)
-        if theirs != model.model_dump(exclude=ignore):
-            raise ValueError(f"{checkpoint} was pre-trained with model {saved}, not {model}")
-    source = config.get("layout", layout)
+    """The encoder weights of a pre-trained encoder (``encoder.pt``, or a pre-training run's
+    ``checkpoint.pt``) for ``model`` on ``layout``, and that file's sha256. Transfer across
+    layouts: when the encoder was pre-trained on another layout whose joints map onto
+    ``layout`` (utd20 <-> ucla20, ntu25 -> Kinect v1), the joint embedding is carried over
+    joint by joint."""
+    meta, weights = EncoderCheckpoint.read(checkpoint)
+    ignore = {"joints", "persons", "drop_path"}
+    if meta.model.model_dump(exclude=ignore) != model.model_dump(exclude=ignore):
+        raise ValueError(
+            f"{checkpoint} was pre-trained with model {meta.model.model_dump(exclude=ignore)}, "
+            f"not {model.model_dump(exclude=ignore)}: set the recipe's model section to match"
+        )
+    source = meta.layout or layout
     if source != layout:
         if not can_map(source, layout):
             raise ValueError(
@@ -110,30 +119,6 @@ def load_encoder(checkpoint: Path, model: ModelConfig, layout: str) -> tuple[dic
         weights["embed.pos.joint"] = remap @ weights["embed.pos.joint"]
     encoder_keys = set(Encoder(model).state_dict())
     return {k: v for k, v in weights.items() if k in encoder_keys}, sha256_of(checkpoint)
-
-
-def build_classifier(
-    model: ModelConfig, kind: str, classes: int, *, dropout: float = 0.3, hidden: int = 2048
-) -> Classifier:
-    head: nn.Module
-    if kind == "linear":
-        head = LinearHead(model.width, classes)
-    else:
-        head = FinetuneHead(model.width, model.joints, classes, dropout, hidden)
-    return Classifier(Encoder(model), head)
-
-
-def classifier_from_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
-    """Rebuild a finished classifier (in eval mode) and return it with its checkpoint dict."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or state.get("kind") != "classifier":
-        raise ValueError(f"{path} is not a classifier checkpoint (write one with linear/finetune)")
-    model = ModelConfig.model_validate(state["model_config"])
-    classifier = build_classifier(
-        model, state["head"], state["num_classes"], **state["head_config"]
-    )
-    classifier.load_state_dict(state["state_dict"])
-    return classifier.eval(), state
 
 
 class ClassifyTask:
@@ -146,14 +131,17 @@ class ClassifyTask:
         ctx: DistContext,
     ) -> None:
         self.recipe, self.module, self.test, self.classes = recipe, classifier, test, classes
+        self.labels = np.array([s.label for s in test.samples], dtype=np.int64)
         self.ctx = ctx
         self.frozen = recipe.kind == "linear"
         if self.frozen:
             classifier.encoder.requires_grad_(False)
         self.last_eval: dict[str, Any] = {}
-        # with feature views: the test clips' pooled features, computed once
+        # with feature views the training batches are pooled features: only the head runs
+        self.on_features = recipe.feature_views > 0
+        # and the test clips' pooled features are computed once (the encoder is frozen)
         self.test_features: torch.Tensor | None = None
-        if recipe.feature_views:
+        if self.on_features and len(test):
             self.test_features = pooled_features(classifier.encoder, test, ctx.device)
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -166,8 +154,7 @@ class ClassifyTask:
         if self.frozen:
             self.module.encoder.eval()  # no drop path in a frozen encoder
         inputs, labels = (t.to(self.ctx.device, non_blocking=True) for t in batch)
-        # feature views hold the encoder's pooled output already: only the head runs
-        logits = self.module.head(inputs) if self.test_features is not None else model(inputs)
+        logits = self.module.head(inputs) if self.on_features else model(inputs)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
         top1 = (logits.argmax(dim=1) == labels).float().mean()
         return loss, {"train_top1": float(top1)}
@@ -180,15 +167,14 @@ class ClassifyTask:
         if not last and (epoch + 1) % self.recipe.eval_every:
             return {}
         if self.test_features is None:
-            self.last_eval = evaluate_classifier(
-                self.module, self.test, self.classes, self.ctx.device
+            self.last_eval = accuracy_report(
+                predict(self.module, self.test, self.ctx.device), self.labels, self.classes
             )
         else:
             self.module.head.eval()
             with torch.no_grad():
                 logits = self.module.head(self.test_features.to(self.ctx.device)).float().cpu()
-            labels = np.array([s.label for s in self.test.samples])
-            self.last_eval = accuracy_report(logits.numpy(), labels, self.classes)
+            self.last_eval = accuracy_report(logits.numpy(), self.labels, self.classes)
         return {"test_top1": self.last_eval["top1"], "test_top5": self.last_eval["top5"]}
 
 
@@ -229,69 +215,30 @@ class FeatureViews(Dataset[tuple[torch.Tensor, int]]):
         return self.features[self.view, index], self.labels[index]
 
 
-@torch.no_grad()
-def predict(model: nn.Module, feeder: Any, device: torch.device, batch: int = 64) -> np.ndarray:
-    """Logits for every clip of a test feeder, in order."""
-    was_training = model.training
-    model.eval()
-    out = [
-        model(clips.to(device)).float().cpu()
-        for clips, _ in DataLoader(feeder, batch_size=batch, shuffle=False)
-    ]
-    model.train(was_training)
-    return torch.cat(out).numpy()
-
-
-def accuracy_report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    ranked = np.argsort(-logits, axis=1)
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(confusion, (labels, ranked[:, 0]), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {
-        "top1": float((ranked[:, 0] == labels).mean()),
-        "top5": float((ranked[:, : min(5, len(classes))] == labels[:, None]).any(axis=1).mean()),
-        "clips": int(len(labels)),
-        "per_class": {name: float(acc) for name, acc in zip(classes, per_class, strict=True)},
-        "confusion": confusion.tolist(),
-    }
-
-
-def evaluate_classifier(
-    model: nn.Module, feeder: Any, classes: list[str], device: torch.device
-) -> dict[str, Any]:
-    logits = predict(model, feeder, device)
-    labels = np.array([s.label for s in feeder.samples])
-    return accuracy_report(logits, labels, classes)
-
-
 def classifier_checkpoint(
-    classifier: Classifier,
     recipe: ClassifyRecipe,
     data: SkeletonDataset,
     window: WindowSpec,
     metrics: dict[str, Any],
+    pretrained_sha256: str | None = None,
     decision: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The hand-over to export: weights plus everything the model card needs."""
+) -> ClassifierCheckpoint:
+    """The hand-over to evaluation and export: everything the model card needs."""
     stream = recipe.stream
-    return {
-        "kind": "classifier",
-        "model_config": recipe.model.model_dump(mode="json"),
-        "head": recipe.kind,
-        "num_classes": len(data.classes),
-        "head_config": {"dropout": recipe.dropout, "hidden": recipe.hidden},
-        "state_dict": classifier.state_dict(),
-        "labels": list(data.classes),
-        "layout": data.layout,
-        "window": dataclasses.asdict(window),
-        "fps": recipe.fps,
-        "dataset": {"name": data.name, "benchmark": data.benchmark},
-        "recipe": recipe.model_dump(mode="json"),
-        "metrics": {k: metrics[k] for k in ("top1", "top5", "clips") if k in metrics},
-        "none_label": None if stream is None else NONE,
-        "decision": decision,
-        "stream_window_s": None if stream is None else stream.window_s,
-    }
+    return ClassifierCheckpoint(
+        head=recipe.kind,
+        model=recipe.model,
+        head_config=HeadConfig(dropout=recipe.dropout, hidden=recipe.hidden),
+        labels=list(data.classes),
+        window=dataclasses.asdict(window),
+        source=data_source(recipe.data, data, fps=recipe.fps),
+        recipe=recipe.model_dump(mode="json"),
+        metrics={k: metrics[k] for k in ("top1", "top5", "clips") if k in metrics},
+        pretrained_sha256=pretrained_sha256,
+        none_label=None if stream is None else NONE,
+        decision=decision,
+        stream_window_s=None if stream is None else stream.window_s,
+    )
 
 
 def load_streams_of(cfg: DataConfig) -> Any:
@@ -351,9 +298,9 @@ def run_classify(
         data = windows.dataset
     else:
         data = load_data(recipe.data)
-    layout = get_layout(data.layout)
-    if recipe.model.joints != layout.num_joints:
-        raise ValueError(f"model.joints must be {layout.num_joints} for {layout.name}")
+    require_clips(data, test=True)
+    model, data_cfg = fit_to_data(recipe.model, recipe.data, data)
+    recipe = recipe.model_copy(update={"model": model, "data": data_cfg})
     window = recipe.data.window(data.layout)
     train_samples = labelled(data.train, recipe)
     train: Dataset[Any] = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
@@ -381,7 +328,7 @@ def run_classify(
         loop.resume()
     history = loop.run(stop_after_epochs=stop_after_epochs)
     loop.close()
-    report = task.last_eval or evaluate_classifier(classifier, test, data.classes, ctx.device)
+    report = task.last_eval or evaluate_on(classifier, data, window, ctx.device)
     decision = None
     if windows is not None and recipe.stream is not None:
         decision = calibrate_on(classifier, windows, recipe.stream, window, ctx.device)
@@ -406,8 +353,6 @@ def run_classify(
         plot_confusion(confusion, data.classes, out_dir / "confusion.png", title=title)
         if history:
             plot_history(history, out_dir / "curves.png", title=f"{recipe.kind}: {recipe.name}")
-        save_atomic(
-            classifier_checkpoint(classifier, recipe, data, window, report, decision),
-            out_dir / CLASSIFIER_NAME,
-        )
+        checkpoint = classifier_checkpoint(recipe, data, window, report, source_hash, decision)
+        checkpoint.save(out_dir / CLASSIFIER_NAME, classifier.state_dict())
     return metrics

@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 from skeleton.clip import WindowSpec
 from skeleton.layouts import LayoutError, convert, get_layout, joint_map
+from training.checkpoints import DEFAULT_FPS, DataSource
+from training.data.errors import DatasetError
 from training.data.types import Sample, SkeletonDataset
+from training.model.config import ModelConfig
 
 
 class SourceConfig(BaseModel):
@@ -71,6 +74,65 @@ def load_data(cfg: SourceConfig) -> SkeletonDataset:
     if cfg.limit is not None:
         data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
     return data
+
+
+def require_clips(data: SkeletonDataset, *, test: bool) -> None:
+    """Refuse, before any training, a dataset without training clips (or, when ``test``, without
+    test clips to evaluate on), saying why."""
+    where = f"{data.name} ({data.benchmark or 'default split'})"
+    skipped = f"; {len(data.skipped)} clips were skipped as unreadable" if data.skipped else ""
+    if not data.train:
+        raise DatasetError(f"{where} has no training clips{skipped}")
+    if test and not data.test:
+        raise DatasetError(
+            f"{where} has no test clips to evaluate on{skipped}: give a folder's manifest a "
+            "split column, or hold out subjects with the option test_subjects (e.g. "
+            "--set data.options.test_subjects=3,4)"
+        )
+
+
+def fit_to_data(
+    model: ModelConfig, data_cfg: DataConfig, data: SkeletonDataset
+) -> tuple[ModelConfig, DataConfig]:
+    """``model.joints`` follows the data's layout and the persons per window follow the most
+    persons of any clip, unless the recipe sets them (``persons`` in ``data`` or ``model``)."""
+    joints = get_layout(data.layout).num_joints
+    model_update: dict[str, Any] = {}
+    data_update: dict[str, Any] = {}
+    if "joints" not in model.model_fields_set:
+        model_update["joints"] = joints
+    elif model.joints != joints:
+        raise ValueError(
+            f"model.joints is {model.joints} but {data.name} uses {data.layout} with {joints} "
+            "joints: drop the setting (it follows the data) or fix it"
+        )
+    if "persons" not in model.model_fields_set and "persons" not in data_cfg.model_fields_set:
+        persons = max((s.data.shape[0] for s in data.samples), default=data_cfg.persons)
+        model_update["persons"] = data_update["persons"] = persons
+    if model_update:
+        model = ModelConfig.model_validate({**model.model_dump(), **model_update})
+    if data_update:
+        data_cfg = data_cfg.model_copy(update=data_update)
+    return model, data_cfg
+
+
+def data_source(cfg: SourceConfig, data: SkeletonDataset, *, fps: float | None) -> DataSource:
+    """Where ``data`` (loaded from ``cfg``) came from, to load it again at evaluation and
+    export: roots absolute, the split resolved, the frame rate the recipe's, else the data's."""
+    from training.data.registry import DATASETS
+
+    entry = DATASETS.get(cfg.dataset)
+    named_splits = entry is not None and bool(entry.benchmarks)
+    return DataSource(
+        dataset=cfg.dataset,
+        root=None if cfg.root is None else str(Path(cfg.root).resolve()),
+        benchmark=data.benchmark if named_splits else cfg.benchmark,
+        options=dict(cfg.options),
+        limit=cfg.limit,
+        layout=data.layout,
+        fps=fps or data.fps or DEFAULT_FPS,
+        name=data.name,
+    )
 
 
 def extra_clips(sources: list[ExtraSource], layout: str) -> list[Sample]:

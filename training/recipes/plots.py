@@ -12,15 +12,18 @@ import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 
-def plot_history(history: list[dict[str, float]], path: Path, *, title: str) -> None:
-    """One panel per logged quantity against the epoch."""
-    keys = [k for k in history[0] if k != "epoch"]
-    epochs = [row["epoch"] for row in history]
+def plot_history(history: list[dict[str, float]], path: Path, *, title: str) -> list[str]:
+    """One panel per logged quantity against the epoch. A quantity logged only at some
+    epochs (test accuracy every ``eval_every`` epochs) is drawn at those epochs."""
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k != "epoch" and k not in keys]
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, key in zip(axes.ravel(), keys, strict=False):
-        ax.plot(epochs, [row.get(key, np.nan) for row in history], marker=".")
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        ax.plot([e for e, _ in points], [v for _, v in points], marker=".")
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -30,6 +33,7 @@ def plot_history(history: list[dict[str, float]], path: Path, *, title: str) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return keys
 
 
 def plot_confusion(matrix: NDArray[np.int64], labels: list[str], path: Path, *, title: str) -> None:

@@ -12,16 +12,27 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
 from skeleton.layouts import get_layout
+from training.checkpoints import EncoderCheckpoint, TrainingState
 from training.config_io import load_config
 from training.distributed import DistContext
 from training.loop import CHECKPOINT_NAME, LoopConfig, TrainingLoop, seed_everything
 from training.model.config import MaskingKind, ModelConfig, PretrainConfig
 from training.model.heads import param_groups
 from training.model.pretrainer import Pretrainer
-from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
+from training.recipes.common import (
+    DataConfig,
+    ExtraSource,
+    data_source,
+    extra_clips,
+    fit_to_data,
+    load_data,
+    require_clips,
+)
 from training.recipes.plots import plot_history
 
 log = logging.getLogger(__name__)
+
+ENCODER_NAME = "encoder.pt"
 
 
 class InitConfig(BaseModel):
@@ -101,8 +112,7 @@ class PretrainTask:
 
 def load_pretrained_weights(module: Pretrainer, checkpoint: Path) -> None:
     """Start a stage from a finished run: student and decoder weights, teacher reset to them."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    weights = state.get("model", state)
+    weights = TrainingState.read(checkpoint).model
     missing, unexpected = module.load_state_dict(weights, strict=False)
     wanted = [k for k in missing if not k.startswith("teacher.")]
     if wanted or unexpected:
@@ -129,12 +139,10 @@ def run_pretrain(
 
     seed_everything(recipe.loop.seed + ctx.rank)
     data = load_data(recipe.data)
+    require_clips(data, test=False)
+    model, data_cfg = fit_to_data(recipe.model, recipe.data, data)
+    recipe = recipe.model_copy(update={"model": model, "data": data_cfg})
     layout = get_layout(data.layout)
-    if recipe.model.joints != layout.num_joints:
-        raise ValueError(
-            f"model.joints is {recipe.model.joints} but {data.name} uses {layout.name} with "
-            f"{layout.num_joints} joints"
-        )
     from training.data.feeder import SkeletonFeeder
 
     clips = data.train + extra_clips(recipe.extra_data, data.layout)
@@ -148,6 +156,7 @@ def run_pretrain(
     loop = TrainingLoop(
         task, feeder, recipe.loop, out_dir, ctx,
         run_config={**recipe.model_dump(mode="json"), "layout": data.layout},
+        meta={"source": data_source(recipe.data, data, fps=None).model_dump(mode="json")},
         desc=f"pretrain[{recipe.name}]",
     )  # fmt: skip
     resumed = False if fresh else loop.resume()
@@ -160,4 +169,14 @@ def run_pretrain(
     loop.close()
     if ctx.is_main and history:
         plot_history(history, out_dir / "curves.png", title=f"pre-training: {recipe.name}")
+    if ctx.is_main:
+        save_encoder(loop.checkpoint_path, out_dir / ENCODER_NAME)
     return loop.checkpoint_path
+
+
+def save_encoder(checkpoint: Path, out: Path) -> Path:
+    """The encoder of a pre-training run's ``checkpoint.pt`` alone (no decoder, teacher or
+    optimizer state): the small file fine-tuning starts from."""
+    meta, weights = EncoderCheckpoint.read(checkpoint)
+    meta.save(out, weights)
+    return out
