@@ -58,6 +58,9 @@ def load_trained_data(
     stream = meta.recipe.get("stream")
     if not stream:
         data: SkeletonDataset = load_source(meta.source, data_root=data_root)
+        if meta.recipe.get("none_data") and meta.none_label is not None:
+            # trained with a none class from other datasets: the test split is the data's
+            data.classes = [*data.classes, meta.none_label]
         return data
     from training.recipes.stream_data import StreamTraining, stream_windows
 
