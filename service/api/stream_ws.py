@@ -78,6 +78,7 @@ def event_message(event: Prediction | Eviction, stats: StreamStats) -> dict[str,
             "top_k": [{"label": lab, "probability": p} for lab, p in event.top_k],
             "raw_label": event.raw_label,
             "changed": event.changed,
+            "partner": event.partner,
             "window": {"start": event.start, "end": event.end, "frames": event.frames},
             "frames_dropped": stats.frames_dropped,
         }
