@@ -27,6 +27,7 @@ from training.data.streams import Stream
 from training.distributed import DistContext
 from training.recipes.classify import ClassifyRecipe, run_classify
 from training.recipes.evaluate import load_classifier
+from training.recipes.stream_data import StreamTraining, stream_windows
 
 PKU = data_root() / "pku-mmd"
 needs_pku = pytest.mark.skipif(not (PKU / "skeleton").is_dir(), reason="no PKU-MMD data")
@@ -43,7 +44,9 @@ def pku_stream(name: str) -> Stream:
     )
 
 
-def write_streams_folder(root: Path, *, split: bool = True, seconds: bool = False) -> Path:
+def write_streams_folder(
+    root: Path, *, split: bool = True, seconds: bool = False, fps: float = 30.0
+) -> Path:
     """The four videos in the documented format: one ``.npy`` per recording, one label file of
     named intervals each, and ``streams.csv``."""
     names = class_names(PKU)
@@ -56,7 +59,7 @@ def write_streams_folder(root: Path, *, split: bool = True, seconds: bool = Fals
         header = "label,start_s,end_s" if seconds else "label,start,end"
         lines = [header]
         for i in sorted(stream.instances, key=lambda i: i.line or 0):
-            bounds = (i.start / 30, i.end / 30) if seconds else (i.start, i.end)
+            bounds = (i.start / fps, i.end / fps) if seconds else (i.start, i.end)
             lines.append(f'"{names[i.label]}",{bounds[0]},{bounds[1]}')
         (root / "labels" / f"{video}.csv").write_text("\n".join(lines) + "\n")
         row = f"recordings/{video}.npy,labels/{video}.csv,{subject}"
@@ -115,12 +118,20 @@ def test_load_dataset_gives_the_instances_as_trimmed_clips(folder: Path) -> None
         assert sample.label == interval.label and sample.subject == VIDEOS[video][0]
 
 
-def test_seconds_label_files_give_the_same_frames(folder: Path, tmp_path: Path) -> None:
-    in_seconds = write_streams_folder(tmp_path / "s", seconds=True)
+def test_seconds_label_files_give_the_same_frames_at_the_folders_frame_rate(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Label times in seconds become frames at the folder's fps (here the fps option of a
+    folder declared at 15 fps), and that frame rate reaches the windows and the model card."""
+    in_seconds = write_streams_folder(tmp_path / "s", seconds=True, fps=15)
     by_frames = load_streams("folder-streams", folder, layout="ntu25")
-    by_seconds = load_streams("folder-streams", in_seconds, layout="ntu25")
+    by_seconds = load_streams("folder-streams", in_seconds, layout="ntu25", fps="15")
+    assert by_seconds.fps == 15.0
     for a, b in zip(by_frames.streams, by_seconds.streams, strict=True):
         assert np.array_equal(a.frame_labels(), b.frame_labels())
+    windows = stream_windows(by_seconds, StreamTraining(window_s=2.0), seed=0)
+    assert windows.window_frames == 30 and windows.dataset.fps == 15.0
+    assert load_dataset("folder-streams", in_seconds, layout="ntu25", fps=15).fps == 15.0
 
 
 def test_split_rules_test_subjects_or_everything_trains(tmp_path: Path) -> None:
