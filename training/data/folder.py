@@ -43,6 +43,8 @@ and ``fps`` columns, then one row per clip::
 Load it with ``load_dataset("folder", Path("my-recordings"), layout="k4a32")`` or look at it
 with ``masksem data stats folder --root my-recordings --option layout=k4a32``. Rows whose clip
 is missing or unreadable are reported and skipped.
+
+Whole untrimmed recordings with their action intervals: :mod:`training.data.folder_streams`.
 """
 
 from __future__ import annotations
