@@ -30,19 +30,19 @@ and ``fps`` columns, then one row per recording::
   ``split`` column's, else the recordings of the ``test_subjects`` option, else none (every
   recording trains). ``fps`` (one value per folder, default 30) also turns seconds into frames.
 
-A label file is CSV with a header line that fixes the unit, then one line per action instance:
-``label,start,end`` in frames, 0-based, ``[start, end)`` (``end`` is the first frame after the
-action), or ``label,start_s,end_s`` in seconds from the recording's first frame (frame =
-``round(seconds * fps)``)::
+A label file is CSV (UTF-8) with a header line that fixes the unit, then one line per action
+instance: ``label,start,end`` in frames, 0-based, ``[start, end)`` (``end`` is the first frame
+after the action), or ``label,start_s,end_s`` in seconds from the recording's first frame
+(frame = ``round(seconds * fps)``)::
 
     label,start,end
     wave,120,185
     point,410,470
 
 ``label`` is a class name; the classes are the sorted distinct names of all label files, and a
-frame in no interval is "none". A header only (or an empty file) is a recording with no action:
-background, which a model needs too. Intervals must lie inside the recording, be non-empty and
-not overlap (a frame shows one action).
+frame in no interval is "none" (a name no interval may take). A header only (or an empty file)
+is a recording with no action: background, which a model needs too. Intervals must lie inside
+the recording, be non-empty and not overlap (a frame shows one action).
 
 A recording whose file or label file is missing, unreadable or wrong (corrupt line, interval
 past the recording's end, inverted or overlapping intervals) is reported, with file, line and
@@ -86,6 +86,7 @@ REQUIRED_COLUMNS = ("path", "labels", "subject")
 FRAME_HEADER = ("label", "start", "end")
 SECOND_HEADER = ("label", "start_s", "end_s")
 DEFAULT_FPS = 30.0  # as the trimmed folder's
+NONE_NAME = "none"  # the model's label for frames in no interval (recipes.stream_data.NONE)
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,16 @@ def read_interval_labels(path: Path, *, frames: int, fps: float) -> list[NamedIn
     if not path.is_file():
         raise CorruptSampleError(path, "the label file does not exist")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no name
     except (OSError, UnicodeDecodeError) as err:
         raise CorruptSampleError(path, f"not a readable text file ({err})") from None
     header: tuple[str, ...] | None = None
     intervals: list[NamedInterval] = []
-    reader = csv.reader(text.splitlines())
-    for fields in reader:
-        line = reader.line_num
-        values = tuple(f.strip() for f in fields)
+    for line, fields in enumerate(text.splitlines(), start=1):
+        try:
+            values = tuple(f.strip() for f in next(csv.reader([fields]), []))
+        except csv.Error as err:
+            raise MalformedLineError(path, f"not a CSV line ({err})", line=line) from None
         if not any(values):
             continue
         if header is None:
@@ -136,9 +138,15 @@ def read_interval_labels(path: Path, *, frames: int, fps: float) -> list[NamedIn
         name = values[0]
         if not name:
             raise MalformedLineError(path, "empty class name", line=line, field="label")
+        if name == NONE_NAME:
+            raise MalformedLineError(
+                path,
+                f"{NONE_NAME!r} names the frames in no interval: leave them unlabelled",
+                line=line,
+                field="label",
+            )
         if header == SECOND_HEADER:
-            seconds = parse_floats(values[1:], path, lines=[line], fields=header[1:])[0]
-            start, end = (round(float(s) * fps) for s in seconds)
+            start, end = _seconds_to_frames(path, values[1:], line=line, fps=fps)
         else:
             start, end = (
                 parse_int(token, path, line=line, field=column)
@@ -148,6 +156,32 @@ def read_interval_labels(path: Path, *, frames: int, fps: float) -> list[NamedIn
         intervals.append(NamedInterval(name, start, end, line))
     check_no_overlap(path, intervals)
     return intervals
+
+
+def _seconds_to_frames(
+    path: Path, tokens: tuple[str, ...], *, line: int, fps: float
+) -> tuple[int, int]:
+    """``start_s, end_s`` as frames at ``fps``; negative, inverted or sub-frame intervals are
+    refused in seconds, before rounding could hide them."""
+    start_s, end_s = (
+        float(v) for v in parse_floats(tokens, path, lines=[line], fields=SECOND_HEADER[1:])[0]
+    )
+    if not 0 <= start_s < end_s:
+        raise MalformedLineError(
+            path,
+            f"start {start_s} s and end {end_s} s are not 0 <= start < end",
+            line=line,
+            field="end_s",
+        )
+    start, end = round(start_s * fps), round(end_s * fps)
+    if start == end:
+        raise MalformedLineError(
+            path,
+            f"[{start_s} s, {end_s} s) holds no frame at {fps:g} fps",
+            line=line,
+            field="end_s",
+        )
+    return start, end
 
 
 @dataclass(frozen=True)

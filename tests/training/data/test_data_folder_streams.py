@@ -153,6 +153,7 @@ BAD_LINES = [
     ("handshaking,1190,1215", MalformedLineError, "start", "overlaps [1126, 1203) of line 8"),
     ("handshaking,1300,1250", MalformedLineError, "end", "not 0 <= start < end"),
     (",1300,1350", MalformedLineError, "label", "empty class name"),
+    ("none,1230,1250", MalformedLineError, "label", "'none' names the frames in no interval"),
 ]
 
 
@@ -175,6 +176,28 @@ def test_a_bad_label_line_names_file_line_and_field_and_the_video_is_skipped(
     (skipped,) = data.skipped
     assert skipped.source == f"{root / 'streams.csv'}, line 3"  # the video's row
     assert f"{labels}, line {number} ({field})" in skipped.reason and message in skipped.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("wave,-0.5,2.0", "start -0.5 s and end 2.0 s are not 0 <= start < end"),
+        ("wave,3.0,2.0", "start 3.0 s and end 2.0 s are not 0 <= start < end"),
+        ("wave,1.0,1.01", "[1.0 s, 1.01 s) holds no frame at 30 fps"),
+    ],
+)
+def test_second_intervals_are_checked_in_seconds_before_rounding(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(f"\ufefflabel,start_s,end_s\nwave,0.5,0.9\n{line}\n".encode())
+    with pytest.raises(MalformedLineError) as caught:
+        read_interval_labels(labels, frames=100, fps=30.0)
+    assert (caught.value.line, caught.value.field) == (3, "end_s")
+    assert message in str(caught.value)
+    labels.write_bytes("\ufefflabel,start_s,end_s\nwave,0.5,0.9\n".encode())  # a spreadsheet's
+    (interval,) = read_interval_labels(labels, frames=100, fps=30.0)
+    assert (interval.name, interval.start, interval.end, interval.line) == ("wave", 15, 27, 2)
 
 
 def test_a_label_file_without_its_header_is_refused_at_line_1(folder: Path, tmp_path: Path) -> None:
