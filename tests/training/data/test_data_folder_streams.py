@@ -118,6 +118,26 @@ def test_load_dataset_gives_the_instances_as_trimmed_clips(folder: Path) -> None
         assert sample.label == interval.label and sample.subject == VIDEOS[video][0]
 
 
+def test_an_instance_nobody_shows_in_is_skipped_from_the_clips_and_reported(
+    folder: Path, tmp_path: Path
+) -> None:
+    """The tracker lost everyone during one action: the recording still streams (its frames
+    are background-like zeros), but that instance gives no trimmed clip."""
+    root = copy_folder(folder, tmp_path)
+    recording = root / "recordings" / "0310-R.npy"
+    data = np.load(recording)
+    first = pku_stream("0310-R").instances[0]
+    data[:, first.start : first.end] = 0.0
+    np.save(recording, data)
+    clips = load_dataset("folder-streams", root, layout="ntu25")
+    assert len(clips.test) == len(pku_stream("0310-R").instances) - 1
+    (skipped,) = clips.skipped
+    assert skipped.source == "0310-R_0"
+    assert f"all-zero instance (frames {first.start}-{first.end}" in skipped.reason
+    assert "label line 2" in skipped.reason
+    assert len(load_streams("folder-streams", root, layout="ntu25").test) == 1
+
+
 def test_seconds_label_files_give_the_same_frames_at_the_folders_frame_rate(
     folder: Path, tmp_path: Path
 ) -> None:
