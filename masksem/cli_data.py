@@ -121,7 +121,9 @@ def _table(stats: dict[str, Any]) -> str:
 
 @data_app.command("stats")
 def stats_command(
-    dataset: str = typer.Argument(..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd or folder."),
+    dataset: str = typer.Argument(
+        ..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd, folder or folder-streams."
+    ),
     root: Path | None = typer.Option(
         None,
         "--root",
@@ -139,7 +141,8 @@ def stats_command(
     ),
 ) -> None:
     """Count sequences, classes, subjects, joints and the split of a dataset; for untrimmed
-    recordings (pku-mmd): videos, frames, background share, instances per class."""
+    recordings (pku-mmd, folder-streams): videos, frames, background share, instances per
+    class."""
     from training.data.errors import CorruptSampleError, DatasetError
     from training.data.registry import has_streams, load_dataset, load_streams
 

@@ -19,6 +19,7 @@ from training.data.errors import (
     MalformedLineError,
     WrongJointCountError,
 )
+from training.data.intervals import check_interval, check_no_overlap
 from training.data.reading import parse_floats, parse_int
 from training.data.streams import Interval, Stream, StreamDataset
 from training.data.types import UNKNOWN_SUBJECT, Sample, SkeletonDataset, SkippedSample
@@ -133,33 +134,9 @@ def read_pku_labels(path: Path, frames: int | None = None) -> list[PkuInstance]:
             raise MalformedLineError(
                 path, f"class {label} is outside 1..{PKU_CLASSES}", line=number, field="class"
             )
-        if not 0 <= start < end:
-            raise MalformedLineError(
-                path,
-                f"start {start} and end {end} are not 0 <= start < end",
-                line=number,
-                field="end",
-            )
-        if frames is not None and end > frames:
-            raise MalformedLineError(
-                path,
-                f"instance ends at frame {end}, past the video's end ({frames} frames)",
-                line=number,
-                field="end",
-            )
+        check_interval(path, start, end, line=number, frames=frames)
         instances.append(PkuInstance(label - 1, start, end, float(confidence), number))
-    ordered = sorted(instances, key=lambda i: (i.start, i.end))
-    for before, after in zip(ordered, ordered[1:], strict=False):
-        if after.start < before.end:
-            # named at the later line of the file, against the earlier one
-            late, early = (after, before) if after.line > before.line else (before, after)
-            raise MalformedLineError(
-                path,
-                f"instance [{late.start}, {late.end}) overlaps [{early.start}, {early.end}) "
-                f"of line {early.line}",
-                line=late.line,
-                field="start",
-            )
+    check_no_overlap(path, instances)
     return instances
 
 

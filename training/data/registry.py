@@ -89,6 +89,39 @@ def _folder(
     )
 
 
+def _folder_streams(
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
+) -> StreamDataset:
+    from training.data.folder_streams import load_folder_streams
+    from training.data.layout_check import warn_if_misordered
+
+    data = load_folder_streams(
+        root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+    )
+    warn_if_misordered([s.data for s in data.streams], data.layout, f"folder-streams at {root}")
+    return data
+
+
+def _folder_stream_clips(
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
+) -> SkeletonDataset:
+    from training.data.folder_streams import instance_clips, load_folder_streams
+
+    return instance_clips(
+        load_folder_streams(
+            root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+        )
+    )
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     loader: Callable[..., SkeletonDataset]
@@ -134,6 +167,14 @@ DATASETS: dict[str, DatasetEntry] = {
     ),
     "folder": DatasetEntry(
         _folder, (), ("layout", "test_subjects", "fps"), None, "your own clips + manifest.csv"
+    ),
+    "folder-streams": DatasetEntry(
+        _folder_stream_clips,
+        (),
+        ("layout", "test_subjects", "fps"),
+        None,
+        "your own untrimmed recordings + label files + streams.csv",
+        streams=_folder_streams,
     ),
 }
 

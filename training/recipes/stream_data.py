@@ -125,6 +125,7 @@ def stream_windows(data: StreamDataset, cfg: StreamTraining, *, seed: int) -> St
         test=test,
         skipped=list(data.skipped),
         benchmark=data.benchmark,
+        fps=data.fps,  # the card's frame rate: a folder of recordings may not be at 30 fps
     )
     return StreamWindows(dataset, train, calibration, lookup, window_frames)
 
