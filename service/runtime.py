@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +37,11 @@ class ModelRuntime:
     def card(self) -> ModelCard:
         return self.engine.card
 
-    async def infer(self, windows: NDArray[np.floating]) -> NDArray[np.float32]:
-        return await self.batcher.infer(windows)
+    async def infer(
+        self, windows: NDArray[np.floating], *, source: Hashable = None
+    ) -> NDArray[np.float32]:
+        """Logits for ``windows``; ``source`` (a stream, a client) gets its fair share."""
+        return await self.batcher.infer(windows, source=source)
 
 
 @dataclass(frozen=True)

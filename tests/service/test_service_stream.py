@@ -97,7 +97,7 @@ def test_out_of_order_frames_inside_the_window_are_inserted(engine: InferenceEng
 
 
 def test_duplicate_and_too_late_frames_are_dropped_and_counted(engine: InferenceEngine) -> None:
-    core = StreamCore(StreamConfig(layout=LAYOUT, window_s=1.0), engine.card)
+    core = StreamCore(StreamConfig(layout=LAYOUT, window_s=1.0, min_frames=16), engine.card)
     clip = random_clip(60)
     feed(core, engine, clip)
     duplicate = core.add_frame(Frame(59 / 30, {1: clip[-1]}))
@@ -167,9 +167,11 @@ def test_smoothing_averages_and_hysteresis_holds_the_label() -> None:
     assert flicker.update(np.array([0.45, 0.55]))[1] == 0  # a lead of 0.1 is not enough
 
 
-def test_bounded_queue_refuses_and_counts_overflow() -> None:
+def test_bounded_queue_keeps_the_freshest_frames_and_counts_overflow() -> None:
     queue = BoundedFrameQueue(2)
     frames = [Frame(i, {}) for i in range(5)]
-    accepted = [queue.offer(f) for f in frames]
-    assert accepted == [True, True, False, False, False] and queue.dropped == 3
-    assert [f.timestamp for f in queue.drain()] == [0, 1] and len(queue) == 0
+    kept_all = [queue.offer(f) for f in frames]
+    assert kept_all == [True, True, False, False, False] and queue.dropped == 3
+    kept, dropped = queue.drain()
+    assert [f.timestamp for f in kept] == [3, 4] and dropped == [0, 1, 2] and len(queue) == 0
+    assert queue.drain() == ([], [])
