@@ -416,6 +416,11 @@ class StreamCore:
         return list(self._bodies)
 
     @property
+    def buffered_frames(self) -> int:
+        """Frames held over all bodies (bounded by ``budget.max_buffered_frames``)."""
+        return sum(len(body.times) for body in self._bodies.values())
+
+    @property
     def latest(self) -> float:
         """The stream's clock: the newest timestamp taken (-inf before the first frame)."""
         return self._latest

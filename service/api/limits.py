@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from service.api.errors import error_body
 
 
 @dataclass
@@ -46,7 +43,8 @@ class RateLimiter:
 
 class BodySizeLimit:
     """Refuses HTTP request bodies over ``max_bytes`` with a JSON 413 that states the limit:
-    at once from ``Content-Length``, else as soon as the streamed body passes it."""
+    from ``Content-Length`` before a byte of the body is read, else as soon as the streamed
+    body passes it. Either way the route is known by then, so the 413 is counted under it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -59,24 +57,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps(error_body("too_large", self.message(int(declared)))).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        seen = 0
+        seen = int(declared) if declared.isdigit() and int(declared) > self.max_bytes else 0
 
         async def limited_receive() -> Message:
             nonlocal seen
+            if seen > self.max_bytes:  # declared too large: refused before reading it
+                raise HTTPException(413, self.message(seen))
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))

@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.state import ServiceState, get_state
@@ -55,12 +54,5 @@ class RequestCounter:
 
 
 def route_template(scope: Scope) -> str:
-    """The route a request was for, also when a middleware answered before routing (401, 413)."""
     route = scope.get("route")
-    if (path := getattr(route, "path", None)) is not None:
-        return str(path)
-    for candidate in getattr(scope["app"], "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match != Match.NONE:
-            return str(getattr(candidate, "path", "unmatched"))
-    return "unmatched"
+    return str(getattr(route, "path", None) or "unmatched")
