@@ -39,7 +39,11 @@ def build_state(settings: ServiceSettings) -> ServiceState:
             warmup_runs=settings.warmup_runs,
             warmup_batch=settings.max_batch,
         ),
-        BatchingOptions(max_batch=settings.max_batch, max_wait_s=settings.max_wait_ms / 1000),
+        BatchingOptions(
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            chunk=settings.max_batch_per_client,
+        ),
         metrics,
         drain_timeout_s=settings.reload_drain_s,
     )

@@ -207,9 +207,10 @@ class MicroBatcher:
     """Gathers concurrent windows into batches of at most ``max_batch`` rows, waiting at most
     ``max_wait_s`` after the first, and runs each batch on one worker thread.
 
-    Requests are split into chunks of at most ``max_batch`` windows and queued per ``source``
-    (a stream, a client address); batches take one chunk from each waiting source in turn, so
-    a client with a large backlog gets its share and no more, never everyone's turn first.
+    Requests are split into chunks of at most ``chunk`` windows and queued per ``source`` (a
+    stream, a client address); a batch takes at most one chunk from each waiting source, in
+    turn. So a client with a large backlog gets its share and no more, and whoever arrives
+    next waits for at most one batch holding ``chunk`` windows of that client.
     """
 
     def __init__(
@@ -218,12 +219,14 @@ class MicroBatcher:
         *,
         max_batch: int = 8,
         max_wait_s: float = 0.002,
+        chunk: int | None = None,
         observer: BatchObserver | None = None,
     ) -> None:
-        if max_batch < 1 or max_wait_s < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_s >= 0")
+        if max_batch < 1 or max_wait_s < 0 or (chunk is not None and chunk < 1):
+            raise ValueError("max_batch and chunk must be >= 1 and max_wait_s >= 0")
         self.engine = engine
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
+        self.chunk = min(chunk or max_batch, max_batch)
         self.observer = observer
         self._sources: dict[Hashable, deque[_Pending]] = {}
         self._arrived = asyncio.Event()
@@ -241,15 +244,16 @@ class MicroBatcher:
     async def infer(
         self, windows: NDArray[np.floating], *, source: Hashable = None
     ) -> NDArray[np.float32]:
-        """Logits for ``windows`` (N, persons, frames, V, 3), run in some batches."""
+        """Logits for ``windows`` (N, persons, frames, V, 3), run in some batches; a request
+        with no ``source`` is a source of its own."""
         if self._closed:
             raise BatcherClosed("this model was replaced")
         x = self.engine.check_windows(windows)
         loop = asyncio.get_running_loop()
-        queue = self._sources.setdefault(source, deque())
+        queue = self._sources.setdefault(object() if source is None else source, deque())
         futures = []
-        for first in range(0, len(x), self.max_batch):
-            pending = _Pending(x[first : first + self.max_batch], loop.create_future(), loop.time())
+        for first in range(0, len(x), self.chunk):
+            pending = _Pending(x[first : first + self.chunk], loop.create_future(), loop.time())
             queue.append(pending)
             futures.append(pending.future)
         self._outstanding += len(futures)
@@ -268,13 +272,15 @@ class MicroBatcher:
                 await self._task
         self._executor.shutdown(wait=True)
 
-    def _take(self, batch: list[_Pending], rows: int) -> int:
-        """Add one chunk per waiting source, in turn, while they fit; return the rows."""
+    def _take(self, batch: list[_Pending], rows: int, served: set[Hashable]) -> int:
+        """Add one chunk of each waiting source not ``served`` yet, in turn, while they fit;
+        return the rows."""
         for source in list(self._sources):
             queue = self._sources[source]
-            if batch and rows + len(queue[0].windows) > self.max_batch:
+            if source in served or (batch and rows + len(queue[0].windows) > self.max_batch):
                 continue
             item = queue.popleft()
+            served.add(source)
             batch.append(item)
             rows += len(item.windows)
             # served: to the back of the line (and forgotten while it has nothing waiting)
@@ -292,10 +298,11 @@ class MicroBatcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             batch: list[_Pending] = []
-            rows = self._take(batch, 0)
+            served: set[Hashable] = set()
+            rows = self._take(batch, 0, served)
             deadline = loop.time() + self.max_wait_s
             while rows < self.max_batch:
-                if not self._sources:
+                if not self._sources.keys() - served:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
@@ -306,7 +313,7 @@ class MicroBatcher:
                         break
                     continue
                 before = rows
-                rows = self._take(batch, rows)
+                rows = self._take(batch, rows, served)
                 if rows == before:
                     break  # what waits does not fit in this batch
             await self._run_batch(loop, batch)

@@ -48,6 +48,7 @@ class ModelRuntime:
 class BatchingOptions:
     max_batch: int = 8
     max_wait_s: float = 0.002
+    chunk: int | None = None  # windows of one source per batch (None: max_batch)
 
 
 def load_engine(path: Path, options: EngineOptions) -> InferenceEngine:
@@ -118,6 +119,7 @@ class ModelSlot:
                 engine,
                 max_batch=self.batching.max_batch,
                 max_wait_s=self.batching.max_wait_s,
+                chunk=self.batching.chunk,
                 observer=self.metrics,
             )
             batcher.start()

@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     warmup_runs: int = Field(2, ge=1)
     max_batch: int = Field(8, ge=1, le=1024, description="rows per onnxruntime call")
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait for a batch to fill")
+    max_batch_per_client: int = Field(
+        2, ge=1, le=1024, description="windows of one stream or client address per batch"
+    )
     max_request_bytes: int = Field(4 << 20, ge=1024)
     max_ws_message_bytes: int = Field(1 << 20, ge=1024)
     max_bodies_per_request: int = Field(16, ge=1)
@@ -51,7 +54,10 @@ class ServiceSettings(BaseSettings):
         8192, ge=64, le=1 << 20, description="frames buffered over all bodies of a stream"
     )
     stream_max_windows_per_s: float = Field(
-        60.0, gt=0, le=10_000, description="windows a stream may send to inference per second"
+        16.0, gt=0, le=10_000, description="windows a stream may send to inference per second"
+    )
+    stream_max_messages_per_s: float = Field(
+        240.0, gt=0, le=100_000, description="messages a stream may send per second (1 s burst)"
     )
     stream_config_timeout_s: float = Field(
         10.0, gt=0, description="a stream that sends no config this long is closed"

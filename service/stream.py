@@ -57,11 +57,12 @@ from skeleton.layouts import LayoutError, can_map, get_layout
 BodyId = Hashable
 InferFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 DropReason = Literal[
-    "queue_full", "duplicate", "too_late", "too_early", "invalid", "too_many_bodies"
+    "queue_full", "over_rate", "duplicate", "too_late", "too_early", "invalid", "too_many_bodies"
 ]
 #: Why a whole frame was dropped.
 DROP_REASONS: tuple[DropReason, ...] = (
     "queue_full",
+    "over_rate",
     "duplicate",
     "too_late",
     "too_early",
@@ -355,6 +356,7 @@ class StreamCore:
         self.stats = stats if stats is not None else StreamStats()
         self._bodies: dict[BodyId, _Body] = {}
         self._latest = -math.inf
+        self._latest_at = -math.inf  # wall clock when the stream's clock last moved
         self._jump: list[float] = []  # consecutive frames beyond a gap in the stream's clock
         self._clock = clock
         self._tokens = min(self.budget.max_windows_per_s, float(self.budget.max_bodies))
@@ -483,7 +485,8 @@ class StreamCore:
         if accepted_any:
             self.stats.frames_accepted += 1
             self.stats.frames_reordered += reordered
-            self._latest = max(self._latest, t)
+            if t > self._latest:
+                self._latest, self._latest_at = t, self._clock()
         events.extend(self.evict_idle(self._latest))
         due = [req for b in heads if (req := self._due(b)) is not None]
         return FrameUpdate(accepted_any, due, events)
@@ -568,16 +571,20 @@ class StreamCore:
         return FrameDropped(t, reason, body=body_id)
 
     def _gap_limit(self) -> float:
-        # Beyond this gap every buffered frame is out of the window and every body idle: no
-        # real camera skips that far forward between two frames without a restart.
+        # Beyond this gap every buffered frame is out of the window and every body idle.
         return max(self.window_s, self.config.idle_timeout_s)
+
+    def _ahead_limit(self) -> float:
+        """How far ahead of the stream's clock a frame may be: the wall time that passed since
+        the clock last moved (a camera paused that long), plus the gap limit."""
+        return self._gap_limit() + max(0.0, self._clock() - self._latest_at)
 
     def _gap(self, t: float) -> Literal["too_late", "too_early"] | None:
         if not math.isfinite(self._latest):
             return None
         if t < self._latest - self.window_s:
             return "too_late"
-        if t > self._latest + self._gap_limit():
+        if t > self._latest + self._ahead_limit():
             return "too_early"
         return None
 
@@ -585,8 +592,9 @@ class StreamCore:
         if t < self._latest:
             return f"{self._latest - t:.3f} s older than the newest frame"
         return (
-            f"{t - self._latest:.3g} s ahead of the newest frame (more than "
-            f"{self._gap_limit():g} s); {_JUMP_CONFIRM} consistent frames move the clock"
+            f"{t - self._latest:.3g} s ahead of the newest frame, more than the "
+            f"{self._ahead_limit():.3g} s that could have passed; {_JUMP_CONFIRM} consistent "
+            "frames move the clock"
         )
 
     def _jump_confirmed(self, t: float) -> bool:
@@ -601,7 +609,7 @@ class StreamCore:
         events: list[StreamEvent] = list(self.evict_all())
         events.append(ClockJump(previous, t))
         self.stats.clock_jumps += 1
-        self._latest = -math.inf
+        self._latest = self._latest_at = -math.inf
         self._jump.clear()
         return events
 

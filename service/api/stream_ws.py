@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -76,6 +77,29 @@ _EXPLAINED = {
 }
 
 InboxItem = StreamConfig | Frame | StatsMessage
+
+
+class MessageBucket:
+    """At most ``rate`` messages per second per stream, in bursts of up to one second's."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens, self._at = rate, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def describe(self) -> str:
+        return (
+            f"more than {self.rate:g} messages per second on this stream: the ones beyond are "
+            "dropped unread (frames counted as 'over_rate')"
+        )
 
 
 class StreamInbox:
@@ -195,6 +219,8 @@ class StreamConnection:
         self._counted: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._counted_bodies: dict[str, int] = dict.fromkeys(BODY_DROP_REASONS, 0)
         self._explained: set[str] = set()
+        rate = state.settings.stream_max_messages_per_s
+        self._messages = MessageBucket(rate)
         self._bodies = 0
         self._last_published = -float("inf")
         self._watcher: asyncio.Task[None] | None = None
@@ -246,6 +272,10 @@ class StreamConnection:
                 return
             if raw["type"] == "websocket.disconnect":
                 return
+            await asyncio.sleep(0)  # a flooding client takes its turn like every other one
+            if not self._messages.take():
+                await self._over_rate(raw.get("text") or "")
+                continue
             text = raw.get("text")
             if text is None:
                 await self.error("send JSON text messages, not binary", "bad_message")
@@ -270,6 +300,19 @@ class StreamConnection:
                 await self._put_control(message)  # answered after the frames sent before it
             elif isinstance(message, WatchMessage):
                 await self._start_watching()
+
+    async def _over_rate(self, text: str) -> None:
+        """A message beyond the stream's rate: dropped before it costs any parsing."""
+        if '"frame"' in text:
+            if self.core is not None:
+                self.core.count_drop("over_rate")
+            else:
+                self.stats.count_drop("over_rate", seen=False)
+            if "over_rate" not in self._explained:
+                self._explained.add("over_rate")
+                await self.error(self._messages.describe(), "over_rate")
+        else:
+            await self.error(self._messages.describe(), "over_rate")
 
     async def _read_config(self, message: ConfigMessage) -> None:
         config = StreamConfig(**message.model_dump(exclude={"type"}))

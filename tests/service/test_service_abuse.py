@@ -428,3 +428,28 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(tiny_model: TinyMod
             assert client.get("/v2/health/live").status_code == 200
             time.sleep(0.2)
             assert client.get("/v2/health/live").status_code == 200
+
+
+def test_a_stream_flooding_messages_loses_the_excess_unread(tiny_model: TinyModel) -> None:
+    """Case 3: a stream sending frames as fast as the socket takes them is held to its
+    message rate; the excess is dropped before any parsing, counted and explained once."""
+    clip = random_clip(300)
+
+    async def run(live: LiveServer) -> None:
+        async with websockets.connect(f"{live.ws_url}/v1/stream") as ws:
+            await configure(ws, stride=100)
+            for i, joints in enumerate(clip):
+                await ws.send(frame(i / 30, {1: joints}))
+            await asyncio.sleep(1.5)  # a stats request beyond the rate would be refused too
+            await ws.send(json.dumps({"type": "stats"}))
+            messages = await receive_until(ws, lambda m: m["type"] == "stats", timeout=30)
+            stats = messages[-1]
+            errors = of_type(messages, "error")
+            assert [e["code"] for e in errors if e["code"] == "over_rate"] == ["over_rate"]
+            assert "more than 100 messages per second" in errors[0]["message"]
+            over = stats["dropped_by_reason"]["over_rate"]
+            assert over > 0 and stats["frames_received"] == 300
+            assert stats["frames_accepted"] + stats["frames_dropped"] == 300
+
+    with serve(tiny_model.path, stream_max_messages_per_s=100) as live:
+        asyncio.run(run(live))
