@@ -109,7 +109,10 @@ def create_app(
     install_error_handlers(app)
     # Last added runs first: hide the query key, count every request, then check the key,
     # then the body size.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    byte_limiter = RateLimiter(settings.rate_limit_bytes_per_s, settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_request_bytes, byte_limiter=byte_limiter
+    )
     app.add_middleware(ApiKeyGuard)
     app.add_middleware(RequestCounter)
     app.add_middleware(QueryKeyRedactor)

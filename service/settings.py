@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
         0.0, ge=0, description="REST requests per second per client; 0 disables"
     )
     rate_limit_burst: int = Field(20, ge=1)
+    rate_limit_bytes_per_s: float = Field(
+        2 << 20, ge=0, description="request body bytes per second per client address; 0: off"
+    )
     max_streams: int = Field(64, ge=1)
     stream_queue_frames: int = Field(
         128, ge=1, le=4096, description="frames a stream may hold unprocessed; the oldest go"
@@ -57,7 +60,7 @@ class ServiceSettings(BaseSettings):
         16.0, gt=0, le=10_000, description="windows a stream may send to inference per second"
     )
     stream_max_messages_per_s: float = Field(
-        240.0, gt=0, le=100_000, description="messages a stream may send per second (1 s burst)"
+        120.0, gt=0, le=100_000, description="messages a stream may send per second (1 s burst)"
     )
     stream_config_timeout_s: float = Field(
         10.0, gt=0, description="a stream that sends no config this long is closed"

@@ -453,3 +453,23 @@ def test_a_stream_flooding_messages_loses_the_excess_unread(tiny_model: TinyMode
 
     with serve(tiny_model.path, stream_max_messages_per_s=100) as live:
         asyncio.run(run(live))
+
+
+def test_request_bytes_are_budgeted_per_address_before_parsing(tiny_model: TinyModel) -> None:
+    """Case 6 with big bodies: the bytes one address makes the server parse are bounded."""
+    body = {"layout": LAYOUT, "bodies": [{"id": 1, "frames": random_clip(60).tolist()}]}
+    size = len(json.dumps(body))
+    settings = {"max_request_bytes": int(size * 1.5), "rate_limit_bytes_per_s": size / 10}
+    with serve(tiny_model.path, **settings) as live:
+        url = f"{live.url}/v1/predict"
+        assert httpx.post(url, json=body).status_code == 200
+        refused = httpx.post(url, json=body, headers={"X-API-Key": uuid.uuid4().hex})
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "request bytes per second from this address" in refused.json()["error"]
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport) as other:
+            assert other.post(url, json=body).status_code == 200
+        samples = scrape(live.url)
+        labels = {"method": "POST", "route": "/v1/predict", "status": "429"}
+        assert value(samples, "masksem_requests_total", **labels) == 1

@@ -51,7 +51,7 @@ def test_reload_under_traffic_fails_no_request(tiny_model: TinyModel, tmp_path: 
                 if messages[-1]["type"] == "stats":
                     return
 
-    with serve(tiny_model.path) as live:
+    with serve(tiny_model.path, rate_limit_bytes_per_s=0) as live:  # hammered on purpose
         workers = [threading.Thread(target=hammer) for _ in range(3)]
         for w in workers:
             w.start()
