@@ -48,6 +48,7 @@ class ServiceSettings(BaseSettings):
         2 << 20, ge=0, description="request body bytes per second per client address; 0: off"
     )
     max_streams: int = Field(64, ge=1)
+    max_watchers: int = Field(8, ge=0, description="connections watching every stream at once")
     stream_queue_frames: int = Field(
         128, ge=1, le=4096, description="frames a stream may hold unprocessed; the oldest go"
     )

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.api.body import body_schema, parse_body
 from service.api.errors import ApiError
 from service.api.schemas import InferRequest
 from service.api.security import client_address, rate_limit
@@ -116,11 +117,16 @@ def _input_array(request: InferRequest) -> np.ndarray:
     return x
 
 
-@router.post("/models/{name}/infer", dependencies=[Depends(rate_limit)])
+@router.post(
+    "/models/{name}/infer",
+    dependencies=[Depends(rate_limit)],
+    openapi_extra=body_schema(InferRequest),
+)
 async def infer(
-    name: str, request: InferRequest, http: Request, state: ServiceState = Depends(get_state)
+    name: str, http: Request, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
     _runtime_for(name, state)
+    request = await parse_body(http, InferRequest)
     if request.outputs and [o.name for o in request.outputs] != [OUTPUT_NAME]:
         raise ApiError(
             400,

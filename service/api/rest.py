@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Body, Depends, Request
 
+from service.api.body import body_schema, parse_body
 from service.api.errors import ApiError
 from service.api.schemas import (
     BodyPrediction,
@@ -57,10 +58,10 @@ async def get_model(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     response_model=PredictResponse,
     dependencies=[Depends(rate_limit)],
     summary="Top-k actions for one window of frames per body",
+    openapi_extra=body_schema(PredictRequest),
 )
-async def predict(
-    request: PredictRequest, http: Request, state: ServiceState = Depends(get_state)
-) -> PredictResponse:
+async def predict(http: Request, state: ServiceState = Depends(get_state)) -> PredictResponse:
+    request = await parse_body(http, PredictRequest)
     settings = state.settings
     if len(request.bodies) > settings.max_bodies_per_request:
         raise ApiError(

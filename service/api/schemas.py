@@ -34,6 +34,12 @@ def frames_array(
     """``(T, V, 3)`` from nested lists, naming the first frame or joint that does not fit."""
     if not frames:
         raise ShapeError(f"{where}: no frames")
+    try:  # the common, well-formed case in one numpy call; the loop below names what is wrong
+        array = np.asarray(frames, dtype=np.float64)
+        if array.ndim == 3 and array.shape[1:] == (joints, 3):
+            return array
+    except ValueError:
+        pass
     for t, rows in enumerate(frames):
         joints_array(rows, joints=joints, where=f"{where}, frame {t}")
     return np.asarray(frames, dtype=np.float64)

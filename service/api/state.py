@@ -31,6 +31,10 @@ class StreamHub:
     def watched(self) -> bool:
         return bool(self._watchers)
 
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.queue_size)
         self._watchers.add(queue)

@@ -512,6 +512,11 @@ class StreamConnection:
     async def _start_watching(self) -> None:
         if self._watcher is not None:
             return
+        limit = self.state.settings.max_watchers
+        if self.state.hub.watchers >= limit:
+            # a watcher sends nothing, so no idle timeout applies: their number is capped
+            await self.error(f"{limit} watchers already; retry later", "too_many_watchers")
+            return
         card = self.state.slot.current.card
         layout = get_layout(card.layout)
         await self.send(

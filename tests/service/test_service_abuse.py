@@ -473,3 +473,19 @@ def test_request_bytes_are_budgeted_per_address_before_parsing(tiny_model: TinyM
         samples = scrape(live.url)
         labels = {"method": "POST", "route": "/v1/predict", "status": "429"}
         assert value(samples, "masksem_requests_total", **labels) == 1
+
+
+def test_watchers_are_capped(tiny_model: TinyModel) -> None:
+    """Case 5 for watchers: they send nothing after `watch`, so their number is bounded."""
+
+    async def run(live: LiveServer) -> None:
+        async with websockets.connect(f"{live.ws_url}/v1/stream") as first:
+            await first.send(json.dumps({"type": "watch"}))
+            assert json.loads(await first.recv())["type"] == "watching"
+            async with websockets.connect(f"{live.ws_url}/v1/stream") as second:
+                await second.send(json.dumps({"type": "watch"}))
+                reply = json.loads(await second.recv())
+                assert (reply["type"], reply["code"]) == ("error", "too_many_watchers")
+
+    with serve(tiny_model.path, max_watchers=1) as live:
+        asyncio.run(run(live))
