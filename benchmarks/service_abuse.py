@@ -376,6 +376,7 @@ def httpx_free_card(path: Path) -> dict[str, str]:
 
 def markdown_table(result: dict[str, Any]) -> str:
     setup = result["setup"]
+    load = result["machine"]["load_average_1min"]
     lines = [
         "## One client cannot hurt the others",
         "",
@@ -385,7 +386,10 @@ def markdown_table(result: dict[str, Any]) -> str:
         "while one hostile pattern of issue 19 runs in its own process. Latency: last frame of "
         "a window sent -> its prediction received. Health: slowest `/v2/health/ready` (every "
         "100 ms) during the pattern. Target: p99 <= 2x alone, 0 frames of the good client "
-        f"dropped. Load average before: {result['machine']['load_average_1min']['before']:.2f}. "
+        "dropped. Each p99 is over the good client's ~40 predictions of one phase, so it is "
+        "close to the slowest one: other work on the machine moves it (1-minute load average "
+        f"{load['before']:.2f} before, {load['after']:.2f} after the run; `idle_sockets`, which "
+        "costs the server nothing, shows that floor). "
         f"Reproduce: `{result['command']}`.",
         "",
         "| pattern (issue case) | p99 ms | p99 alone ms | ratio | good frames dropped | "
