@@ -20,6 +20,13 @@ class ShapeError(ValueError):
 
 def joints_array(rows: list[list[float]], *, joints: int, where: str) -> NDArray[np.float64]:
     """``(V, 3)`` from nested lists, naming the first joint of the wrong length."""
+    if len(rows) == joints:  # the common, well-formed case in one numpy call
+        try:
+            array = np.asarray(rows, dtype=np.float64)
+            if array.shape == (joints, 3):
+                return array
+        except ValueError:
+            pass
     if len(rows) != joints:
         raise ShapeError(f"{where}: {len(rows)} joints, the layout has {joints}")
     for j, point in enumerate(rows):
