@@ -13,10 +13,13 @@ gave no finite answer for). A watcher gets
 ``stream_closed`` messages, each tagged with the ``stream`` it comes from.
 
 A reader task takes messages off the socket into a bounded inbox (when it is full the oldest
-waiting frame makes room, counted by the core); a processor task runs them through the
-:class:`StreamCore`, awaiting inference in the stream's own turn of the micro-batcher. A stream
-that sends no config within ``stream_config_timeout_s``, or nothing for
-``stream_idle_timeout_s``, is closed (1008), so idle sockets cannot hold the stream slots.
+waiting frame makes room, counted by the core); messages beyond ``stream_max_messages_per_s``
+are dropped before they are parsed (frames counted as ``over_rate``). A processor task runs the
+inbox through the :class:`StreamCore` (with the server's :class:`StreamBudget`), awaiting
+inference in the stream's own turn of the micro-batcher. A stream that sends no config within
+``stream_config_timeout_s``, or nothing for ``stream_idle_timeout_s``, is closed (1008), so
+idle sockets cannot hold the stream slots; watchers, which only listen, are capped at
+``max_watchers`` instead.
 """
 
 from __future__ import annotations
