@@ -96,7 +96,8 @@ def replay(
     is not in view), into one core per config; the labels body 1 shows at every frame."""
     none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
     frames = data.shape[1]
-    cores = [StreamCore(config, card) for config in configs]
+    now = [0.0]  # simulated time: the replay runs as if the camera sent frames at 30 fps
+    cores = [StreamCore(config, card, clock=lambda: now[0]) for config in configs]
     shown = [np.full(frames, none, dtype=np.int64) for _ in cores]
     prob = [np.zeros(frames, dtype=np.float64) for _ in cores]
     current = [(none, 0.0) for _ in cores]
@@ -104,6 +105,7 @@ def replay(
     for t in range(frames):
         bodies = {m + 1: data[m, t] for m in range(data.shape[0]) if present[m, t]}
         frame = Frame(t / FPS, bodies)
+        now[0] = t / FPS
         for c, core in enumerate(cores):
             for event in core.process(frame, infer):
                 if isinstance(event, Prediction) and event.body == 1:

@@ -33,7 +33,15 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    except ValueError as err:  # pydantic's ValidationError: name the setting, no traceback
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in getattr(err, "errors", lambda: [])()
+        )
+        typer.echo(f"invalid settings: {problems or err}", err=True)
+        raise typer.Exit(2) from err
     if not settings.model.is_file():
         typer.echo(
             f"no model at {settings.model}: pass --model (or set MASKSEM_MODEL), or export "

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the recognition service (CPU onnxruntime, no torch) into ./.venv-serve and start it on
 # the default model (models/default.onnx). Extra arguments go to `masksem serve`.
+# It listens on loopback; MASKSEM_HOST=0.0.0.0 (with MASKSEM_API_KEY set) opens it to the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv-serve/bin/python ] || "$PY" -m venv .venv-serve
 .venv-serve/bin/python -m pip install -q --upgrade pip
 .venv-serve/bin/python -m pip install -q -e '.[serve]'
-exec .venv-serve/bin/masksem serve --host "${MASKSEM_HOST:-0.0.0.0}" "$@"
+exec .venv-serve/bin/masksem serve --host "${MASKSEM_HOST:-127.0.0.1}" "$@"

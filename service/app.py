@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -17,9 +18,10 @@ from service.api import oip, ops, rest, stream_ws
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit, RateLimiter
 from service.api.ops import STATIC_DIR, RequestCounter
-from service.api.security import ApiKeyGuard
+from service.api.security import ApiKeyGuard, QueryKeyRedactor
 from service.api.state import ServiceState
 from service.engine import EngineOptions
+from service.http_timeouts import header_timeout_protocol
 from service.metrics import ServiceMetrics
 from service.runtime import BatchingOptions, ModelSlot
 from service.settings import ServiceSettings
@@ -37,12 +39,35 @@ def build_state(settings: ServiceSettings) -> ServiceState:
             warmup_runs=settings.warmup_runs,
             warmup_batch=settings.max_batch,
         ),
-        BatchingOptions(max_batch=settings.max_batch, max_wait_s=settings.max_wait_ms / 1000),
+        BatchingOptions(
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            chunk=settings.max_batch_per_client,
+        ),
         metrics,
         drain_timeout_s=settings.reload_drain_s,
     )
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     return ServiceState(settings=settings, slot=slot, metrics=metrics, limiter=limiter)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def exposure_warning(settings: ServiceSettings) -> str | None:
+    """Why this start is reachable from the network with no key (None when it is not)."""
+    if settings.api_key is not None or is_loopback(settings.host):
+        return None
+    return (
+        f"listening on {settings.host}, not loopback, with no MASKSEM_API_KEY: anyone who "
+        "reaches the port can stream, watch every stream and reload the model"
+    )
 
 
 def create_app(
@@ -51,6 +76,8 @@ def create_app(
     """A service over ``settings.model``; with ``reload_on_sighup`` SIGHUP reloads the model
     (only where the app runs on the main thread's event loop, as under ``masksem serve``)."""
     settings = settings or ServiceSettings()  # type: ignore[call-arg]  # from the environment
+    if (warning := exposure_warning(settings)) is not None:
+        log.warning(warning)
     state = build_state(settings)
 
     @asynccontextmanager
@@ -80,10 +107,15 @@ def create_app(
     )
     app.state.masksem = state
     install_error_handlers(app)
-    # Last added runs first: count every request, then check the key, then the body size.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Last added runs first: hide the query key, count every request, then check the key,
+    # then the body size.
+    byte_limiter = RateLimiter(settings.rate_limit_bytes_per_s, settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_request_bytes, byte_limiter=byte_limiter
+    )
     app.add_middleware(ApiKeyGuard)
     app.add_middleware(RequestCounter)
+    app.add_middleware(QueryKeyRedactor)
     app.include_router(oip.health)
     app.include_router(oip.router)
     app.include_router(rest.router)
@@ -108,6 +140,7 @@ def uvicorn_config(app: FastAPI, settings: ServiceSettings, **overrides: object)
         "host": settings.host,
         "port": settings.port,
         "ws_max_size": settings.max_ws_message_bytes,
+        "http": header_timeout_protocol(settings.header_timeout_s),
         "log_level": "info",
         **overrides,
     }

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,10 @@ _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 class WindowShapeError(ValueError):
     """Windows whose shape does not fit the model's input."""
+
+
+class ModelLoadError(ValueError):
+    """A model file onnxruntime cannot read (truncated, not ONNX, unsupported operators)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,10 @@ class InferenceEngine:
                 f"none of the execution providers {list(self.options.providers)} is available "
                 f"(this onnxruntime has {sorted(available)})"
             )
-        self.session = ort.InferenceSession(str(self.path), session_options, providers=wanted)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options, providers=wanted)
+        except Exception as err:  # onnxruntime's own exception types derive from Exception only
+            raise ModelLoadError(f"{self.path}: onnxruntime cannot load it: {err}") from err
         self._check_against_card()
         self.providers: tuple[str, ...] = tuple(self.session.get_providers())
         inp = self.session.get_inputs()[0]
@@ -197,7 +205,13 @@ class _Pending:
 
 class MicroBatcher:
     """Gathers concurrent windows into batches of at most ``max_batch`` rows, waiting at most
-    ``max_wait_s`` after the first, and runs each batch on one worker thread."""
+    ``max_wait_s`` after the first, and runs each batch on one worker thread.
+
+    Requests are split into chunks of at most ``chunk`` windows and queued per ``source`` (a
+    stream, a client address); a batch takes at most one chunk from each waiting source, in
+    turn. So a client with a large backlog gets its share and no more, and whoever arrives
+    next waits for at most one batch holding ``chunk`` windows of that client.
+    """
 
     def __init__(
         self,
@@ -205,14 +219,20 @@ class MicroBatcher:
         *,
         max_batch: int = 8,
         max_wait_s: float = 0.002,
+        chunk: int | None = None,
         observer: BatchObserver | None = None,
     ) -> None:
-        if max_batch < 1 or max_wait_s < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_s >= 0")
+        if max_batch < 1 or max_wait_s < 0 or (chunk is not None and chunk < 1):
+            raise ValueError("max_batch and chunk must be >= 1 and max_wait_s >= 0")
         self.engine = engine
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
+        self.chunk = min(chunk or max_batch, max_batch)
         self.observer = observer
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._sources: dict[Hashable, deque[_Pending]] = {}
+        self._arrived = asyncio.Event()
+        self._outstanding = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masksem-infer")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -221,45 +241,81 @@ class MicroBatcher:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._serve())
 
-    async def infer(self, windows: NDArray[np.floating]) -> NDArray[np.float32]:
-        """Logits for ``windows`` (N, persons, frames, V, 3), run in some batch."""
+    async def infer(
+        self, windows: NDArray[np.floating], *, source: Hashable = None
+    ) -> NDArray[np.float32]:
+        """Logits for ``windows`` (N, persons, frames, V, 3), run in some batches; a request
+        with no ``source`` is a source of its own."""
         if self._closed:
             raise BatcherClosed("this model was replaced")
         x = self.engine.check_windows(windows)
         loop = asyncio.get_running_loop()
-        pending = _Pending(x, loop.create_future(), loop.time())
-        self._queue.put_nowait(pending)
-        return await pending.future
+        queue = self._sources.setdefault(object() if source is None else source, deque())
+        futures = []
+        for first in range(0, len(x), self.chunk):
+            pending = _Pending(x[first : first + self.chunk], loop.create_future(), loop.time())
+            queue.append(pending)
+            futures.append(pending.future)
+        self._outstanding += len(futures)
+        self._drained.clear()
+        self._arrived.set()
+        parts = await asyncio.gather(*futures)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def close(self) -> None:
         """Finish what is queued, then stop the worker."""
         self._closed = True
         if self._task is not None:
-            await self._queue.join()
+            await self._drained.wait()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
 
+    def _take(self, batch: list[_Pending], rows: int, served: set[Hashable]) -> int:
+        """Add one chunk of each waiting source not ``served`` yet, in turn, while they fit;
+        return the rows."""
+        for source in list(self._sources):
+            queue = self._sources[source]
+            if source in served or (batch and rows + len(queue[0].windows) > self.max_batch):
+                continue
+            item = queue.popleft()
+            served.add(source)
+            batch.append(item)
+            rows += len(item.windows)
+            # served: to the back of the line (and forgotten while it has nothing waiting)
+            del self._sources[source]
+            if queue:
+                self._sources[source] = queue
+            if rows >= self.max_batch:
+                break
+        return rows
+
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            rows = len(batch[0].windows)
+            while not self._sources:
+                self._arrived.clear()
+                await self._arrived.wait()
+            batch: list[_Pending] = []
+            served: set[Hashable] = set()
+            rows = self._take(batch, 0, served)
             deadline = loop.time() + self.max_wait_s
             while rows < self.max_batch:
-                if self._queue.empty():
+                if not self._sources.keys() - served:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
+                    self._arrived.clear()
                     try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                        await asyncio.wait_for(self._arrived.wait(), remaining)
                     except TimeoutError:
                         break
-                else:
-                    item = self._queue.get_nowait()
-                batch.append(item)
-                rows += len(item.windows)
+                    continue
+                before = rows
+                rows = self._take(batch, rows, served)
+                if rows == before:
+                    break  # what waits does not fit in this batch
             await self._run_batch(loop, batch)
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
@@ -284,5 +340,6 @@ class MicroBatcher:
                     p.future.set_result(logits[offset : offset + n])
                 offset += n
         finally:
-            for _ in batch:
-                self._queue.task_done()
+            self._outstanding -= len(batch)
+            if self._outstanding == 0:
+                self._drained.set()

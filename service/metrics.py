@@ -50,6 +50,21 @@ class ServiceMetrics:
         self.frames_dropped = Counter(
             "masksem_frames_dropped", "stream frames dropped", ["reason"], registry=r
         )
+        self.bodies_dropped = Counter(
+            "masksem_bodies_dropped",
+            "bodies left out of a stream frame that was itself taken",
+            ["reason"],
+            registry=r,
+        )
+        self.streams_refused = Counter(
+            "masksem_streams_refused",
+            "WebSocket streams refused or closed by the server",
+            ["reason"],
+            registry=r,
+        )
+        self.stream_errors = Counter(
+            "masksem_stream_errors", "error messages sent to stream clients", ["code"], registry=r
+        )
         self.predictions = Counter(
             "masksem_predictions", "predictions sent", ["transport"], registry=r
         )
@@ -71,6 +86,6 @@ class ServiceMetrics:
                 "variant": card.variant,
                 "sha256": card.onnx_sha256,
                 "provider": engine.provider,
-                "path": str(engine.path),
+                "file": engine.path.name,  # never the server's folders
             }
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +37,18 @@ class ModelRuntime:
     def card(self) -> ModelCard:
         return self.engine.card
 
-    async def infer(self, windows: NDArray[np.floating]) -> NDArray[np.float32]:
-        return await self.batcher.infer(windows)
+    async def infer(
+        self, windows: NDArray[np.floating], *, source: Hashable = None
+    ) -> NDArray[np.float32]:
+        """Logits for ``windows``; ``source`` (a stream, a client) gets its fair share."""
+        return await self.batcher.infer(windows, source=source)
 
 
 @dataclass(frozen=True)
 class BatchingOptions:
     max_batch: int = 8
     max_wait_s: float = 0.002
+    chunk: int | None = None  # windows of one source per batch (None: max_batch)
 
 
 def load_engine(path: Path, options: EngineOptions) -> InferenceEngine:
@@ -115,6 +119,7 @@ class ModelSlot:
                 engine,
                 max_batch=self.batching.max_batch,
                 max_wait_s=self.batching.max_wait_s,
+                chunk=self.batching.chunk,
                 observer=self.metrics,
             )
             batcher.start()

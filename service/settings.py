@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The model ``masksem serve`` loads when given none (inside a source checkout).
@@ -30,18 +30,58 @@ class ServiceSettings(BaseSettings):
     warmup_runs: int = Field(2, ge=1)
     max_batch: int = Field(8, ge=1, le=1024, description="rows per onnxruntime call")
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait for a batch to fill")
+    max_batch_per_client: int = Field(
+        2, ge=1, le=1024, description="windows of one stream or client address per batch"
+    )
     max_request_bytes: int = Field(4 << 20, ge=1024)
     max_ws_message_bytes: int = Field(1 << 20, ge=1024)
     max_bodies_per_request: int = Field(16, ge=1)
+    max_infer_windows: int = Field(
+        64, ge=1, le=4096, description="OIP infer: windows per request (413 beyond)"
+    )
     max_frames_per_body: int = Field(1800, ge=1)
     rate_limit_per_s: float = Field(
         0.0, ge=0, description="REST requests per second per client; 0 disables"
     )
     rate_limit_burst: int = Field(20, ge=1)
+    rate_limit_bytes_per_s: float = Field(
+        2 << 20, ge=0, description="request body bytes per second per client address; 0: off"
+    )
     max_streams: int = Field(64, ge=1)
+    max_watchers: int = Field(8, ge=0, description="connections watching every stream at once")
     stream_queue_frames: int = Field(
-        128, ge=1, description="frames a stream may hold unprocessed before it drops"
+        128, ge=1, le=4096, description="frames a stream may hold unprocessed; the oldest go"
+    )
+    # The work budget of one stream, which no stream config can exceed.
+    stream_max_bodies: int = Field(16, ge=1, le=64, description="bodies per stream")
+    stream_max_buffered_frames: int = Field(
+        8192, ge=64, le=1 << 20, description="frames buffered over all bodies of a stream"
+    )
+    stream_max_windows_per_s: float = Field(
+        16.0, gt=0, le=10_000, description="windows a stream may send to inference per second"
+    )
+    stream_max_messages_per_s: float = Field(
+        120.0, gt=0, le=100_000, description="messages a stream may send per second (1 s burst)"
+    )
+    stream_config_timeout_s: float = Field(
+        10.0, gt=0, description="a stream that sends no config this long is closed"
+    )
+    stream_idle_timeout_s: float = Field(
+        60.0, gt=0, description="a stream that sends nothing this long is closed"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="an HTTP request whose headers take longer is cut off"
     )
     reload_drain_s: float = Field(
         30.0, gt=0, description="how long an old model may finish its requests"
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty MASKSEM_API_KEY= reads as "auth on" but would let an empty Bearer token in.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "MASKSEM_API_KEY is set but empty: set a real key, or unset it to run without one"
+            )
+        return value

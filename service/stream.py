@@ -5,21 +5,33 @@ How to use it (the WebSocket route and the ROS 2 node both do exactly this)::
     core = StreamCore(StreamConfig(layout="k4a32", units_scale=1e-3), card)
     for frame in frames:                           # Frame(timestamp_s, {body_id: (V, 3) joints})
         events = core.process(frame, engine.run)   # engine.run: (N, P, T, V, 3) -> (N, classes)
-        for event in events:                       # Prediction | Eviction | FrameDropped
+        for event in events:                       # Prediction | Eviction | FrameDropped ...
             ...
 
 ``process`` is ``add_frame`` (returns a :class:`FrameUpdate` whose ``due`` lists the
 :class:`WindowRequest` s to classify) followed by one batched call of the injected inference
-function and ``complete`` for each request; an asynchronous transport calls the three steps
-itself so inference runs off its event loop. Windows are kept raw, per body, in the camera
-layout; when one is due it is resampled to the model's frame rate, mapped to the model's layout
-with ``skeleton.layouts.convert`` and cut with ``skeleton.clip.inference_window`` (the same
-path as offline evaluation). ``set_card`` switches to a reloaded model without losing buffers.
+function and ``finish`` for each request (``complete`` once the logits are finite); an
+asynchronous transport calls the three steps itself so inference runs off its event loop.
+Windows are kept raw, per body, in the camera layout; when one is due it is resampled to the
+model's frame rate, mapped to the model's layout with ``skeleton.layouts.convert`` and cut with
+``skeleton.clip.inference_window`` (the same path as offline evaluation). ``set_card``
+switches to a reloaded model without losing buffers.
 
 Frames are ordered by timestamp per body: an older frame still inside the window is inserted
-in place, a frame older than the window is dropped (``too_late``), a repeated timestamp is
-dropped (``duplicate``). Transports count their own queue overflows with ``count_drop``. Every
-drop is in :attr:`StreamCore.stats` and returned as a :class:`FrameDropped` event.
+in place, a frame older than the window is dropped (``too_late``), one implausibly far ahead of
+the stream's clock is dropped (``too_early``), a repeated timestamp is dropped (``duplicate``).
+A few consistent frames on the far side of such a gap are a clock jump (a camera restarted):
+the stream's clock moves to them, every body is evicted and a :class:`ClockJump` is returned.
+
+The core owns every drop and eviction, whatever the transport: transports report the frames
+their queue could not hold with ``count_drop`` and evict with ``evict_idle`` / ``evict_all``.
+Frames and bodies are counted apart: a frame is dropped whole (``stats.dropped``), a body left
+out of a frame that was taken is a body drop (``stats.bodies_dropped``). Every drop is also
+returned as a :class:`FrameDropped` event (``body`` set for a body drop).
+
+A :class:`StreamBudget` bounds the work of one stream whatever its config says: bodies,
+buffered frames (so memory) and windows classified per second of wall time; a config that
+cannot fit is refused with a :class:`StreamError` that states the limit.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,14 +56,22 @@ from skeleton.layouts import LayoutError, can_map, get_layout
 
 BodyId = Hashable
 InferFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
-DropReason = Literal["queue_full", "duplicate", "too_late", "too_many_bodies", "invalid"]
+DropReason = Literal[
+    "queue_full", "over_rate", "duplicate", "too_late", "too_early", "invalid", "too_many_bodies"
+]
+#: Why a whole frame was dropped.
 DROP_REASONS: tuple[DropReason, ...] = (
     "queue_full",
+    "over_rate",
     "duplicate",
     "too_late",
-    "too_many_bodies",
+    "too_early",
     "invalid",
 )
+#: Why one body of a frame that was taken was left out.
+BODY_DROP_REASONS: tuple[DropReason, ...] = ("too_many_bodies",)
+# Consistent frames beyond a time gap that make it a clock jump rather than a stray stamp.
+_JUMP_CONFIRM = 3
 # Interpolation weights this close to 0 or 1 are snapped, so frames that already sit on the
 # model's time grid pass through bit-exact (the stream then equals offline evaluation).
 _SNAP = 1e-6
@@ -92,6 +113,20 @@ class StreamConfig(BaseModel):
     def _known_layout(cls, value: str) -> str:
         get_layout(value)  # LayoutError (a ValueError) names the known layouts
         return value
+
+
+@dataclass(frozen=True)
+class StreamBudget:
+    """The most one stream may cost, whatever its config: the service sets it from its
+    settings; a config beyond it is refused, windows beyond the rate wait for the next frame."""
+
+    max_bodies: int = 64
+    max_buffered_frames: int = 65_536  # over all bodies of the stream
+    max_windows_per_s: float = math.inf  # wall-clock rate of windows sent to inference
+
+    def __post_init__(self) -> None:
+        if self.max_bodies < 1 or self.max_buffered_frames < 1 or not self.max_windows_per_s > 0:
+            raise ValueError(f"a stream budget needs positive limits, got {self}")
 
 
 @dataclass(frozen=True)
@@ -140,11 +175,29 @@ class Eviction:
 class FrameDropped:
     timestamp: float | None
     reason: DropReason
-    body: BodyId | None = None
+    body: BodyId | None = None  # set when one body of the frame was dropped, not the frame
     detail: str = ""
 
 
-StreamEvent = Prediction | Eviction | FrameDropped
+@dataclass(frozen=True)
+class ClockJump:
+    """The stream's clock jumped from ``previous`` to ``timestamp``; every body was evicted."""
+
+    previous: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class WindowFailed:
+    """A window the model gave no finite answer for (coordinates too large for it)."""
+
+    body: BodyId
+    start: float
+    end: float
+    detail: str
+
+
+StreamEvent = Prediction | Eviction | FrameDropped | ClockJump | WindowFailed
 
 
 @dataclass
@@ -154,11 +207,23 @@ class StreamStats:
     frames_reordered: int = 0
     predictions: int = 0
     evictions: int = 0
+    clock_jumps: int = 0
+    windows_deferred: int = 0  # due windows held back by the budget's rate
+    windows_failed: int = 0  # windows the model gave no finite answer for
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    bodies_dropped: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(BODY_DROP_REASONS, 0)
+    )
 
     @property
     def frames_dropped(self) -> int:
         return sum(self.dropped.values())
+
+    def count_drop(self, reason: DropReason, *, seen: bool = True) -> None:
+        """One frame dropped whole; ``seen=False`` when it never got past the transport."""
+        if not seen:
+            self.frames_received += 1
+        self.dropped[reason] += 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -167,8 +232,12 @@ class StreamStats:
             "frames_reordered": self.frames_reordered,
             "frames_dropped": self.frames_dropped,
             "dropped_by_reason": dict(self.dropped),
+            "bodies_dropped": dict(self.bodies_dropped),
             "predictions": self.predictions,
             "evictions": self.evictions,
+            "clock_jumps": self.clock_jumps,
+            "windows_deferred": self.windows_deferred,
+            "windows_failed": self.windows_failed,
         }
 
 
@@ -304,17 +373,30 @@ class _Body:
 class StreamCore:
     """One client's stream: per-body windows, stride, smoothing, eviction, drop accounting.
 
-    Not thread-safe: one transport task (or one ROS callback group) drives it.
+    Not thread-safe: one transport task (or one ROS callback group) drives it. ``clock`` (wall
+    seconds, monotonic) paces windows under ``budget.max_windows_per_s``.
     """
 
     def __init__(
-        self, config: StreamConfig, card: ModelCard, *, stats: StreamStats | None = None
+        self,
+        config: StreamConfig,
+        card: ModelCard,
+        *,
+        stats: StreamStats | None = None,
+        budget: StreamBudget | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.budget = budget if budget is not None else StreamBudget()
         self.stats = stats if stats is not None else StreamStats()
         self._bodies: dict[BodyId, _Body] = {}
         self._latest = -math.inf
         self._created = 0
+        self._latest_at = -math.inf  # wall clock when the stream's clock last moved
+        self._jump: list[float] = []  # consecutive frames beyond a gap in the stream's clock
+        self._clock = clock
+        self._tokens = min(self.budget.max_windows_per_s, float(self.budget.max_bodies))
+        self._tokens_at = clock()
         self.card = card
         self.set_card(card)
 
@@ -326,6 +408,7 @@ class StreamCore:
                 f"field 'layout': camera layout {self.config.layout!r} cannot be mapped to the "
                 f"model's layout {card.layout!r}"
             )
+        self._check_budget(card)
         if card.labels != self.card.labels:
             for body in self._bodies.values():
                 body.smoother = self._smoother()
@@ -334,24 +417,58 @@ class StreamCore:
     @property
     def window_s(self) -> float:
         """Seconds of recent frames each window covers."""
+        return self._window_s(self.card)
+
+    def _window_s(self, card: ModelCard) -> float:
         if self.config.window_s is not None:
             return self.config.window_s
-        if self.card.stream_window_s is not None:
-            return self.card.stream_window_s
-        return self.card.window.frames / self.card.fps
+        if card.stream_window_s is not None:
+            return card.stream_window_s
+        return card.window.frames / card.fps
+
+    def _check_budget(self, card: ModelCard) -> None:
+        """Refuse, with the limit, a config whose work or memory no budget would cover."""
+        config, budget = self.config, self.budget
+        if config.max_bodies > budget.max_bodies:
+            raise StreamError(
+                f"field 'max_bodies': {config.max_bodies} bodies; this server allows at most "
+                f"{budget.max_bodies} per stream"
+            )
+        window_s = self._window_s(card)
+        per_body = math.ceil(window_s * config.fps) + 2
+        if per_body * config.max_bodies > budget.max_buffered_frames:
+            raise StreamError(
+                f"fields 'window_s', 'fps', 'max_bodies': {config.max_bodies} bodies x "
+                f"{window_s:g} s x {config.fps:g} fps need {per_body * config.max_bodies} "
+                f"buffered frames; this server allows {budget.max_buffered_frames} per stream"
+            )
+        reachable = math.floor(window_s * card.fps + 1e-6) + 1
+        if config.min_frames > reachable:
+            raise StreamError(
+                f"field 'min_frames': {config.min_frames} can never be reached: a window of "
+                f"{window_s:g} s holds at most {reachable} frames at the model's {card.fps:g} fps"
+            )
 
     @property
     def bodies(self) -> list[BodyId]:
         return list(self._bodies)
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames held over all bodies (bounded by ``budget.max_buffered_frames``)."""
+        return sum(len(body.times) for body in self._bodies.values())
+
+    @property
+    def latest(self) -> float:
+        """The stream's clock: the newest timestamp taken (-inf before the first frame)."""
+        return self._latest
 
     # -- frames -------------------------------------------------------------------------------
     def count_drop(
         self, reason: DropReason, *, timestamp: float | None = None, detail: str = ""
     ) -> FrameDropped:
         """Count a frame the transport could not take (for example its queue was full)."""
-        if reason == "queue_full":  # the core never saw this frame
-            self.stats.frames_received += 1
-        self.stats.dropped[reason] += 1
+        self.stats.count_drop(reason, seen=False)
         return FrameDropped(timestamp, reason, detail=detail)
 
     def add_frame(self, frame: Frame) -> FrameUpdate:
@@ -362,10 +479,14 @@ class StreamCore:
             self.stats.dropped["invalid"] += 1
             return FrameUpdate(False, [], [FrameDropped(None, "invalid", detail="timestamp")])
         events: list[StreamEvent] = []
-        if t < self._latest - self.window_s:
-            self.stats.dropped["too_late"] += 1
-            detail = f"{self._latest - t:.3f} s older than the newest frame"
-            return FrameUpdate(False, [], [FrameDropped(t, "too_late", detail=detail)])
+        gap = self._gap(t)
+        if gap is not None:
+            if not self._jump_confirmed(t):
+                self.stats.dropped[gap] += 1
+                return FrameUpdate(False, [], [FrameDropped(t, gap, detail=self._gap_detail(t))])
+            events.extend(self._jump_clock(t))
+        else:
+            self._jump.clear()
         try:
             cleaned = self._check_bodies(frame, t)
         except StreamError:
@@ -403,10 +524,27 @@ class StreamCore:
         if accepted_any:
             self.stats.frames_accepted += 1
             self.stats.frames_reordered += reordered
-            self._latest = max(self._latest, t)
-        events.extend(self._evict_idle(self._latest))
+            if t > self._latest:
+                self._latest, self._latest_at = t, self._clock()
+        events.extend(self.evict_idle(self._latest))
         due = [req for b in heads if (req := self._due(b)) is not None]
         return FrameUpdate(accepted_any, due, events)
+
+    def evict_idle(self, now: float) -> list[Eviction]:
+        """Evict the bodies unseen for ``idle_timeout_s`` at stream time ``now`` (a transport
+        whose frames stopped coming calls this with its clock's estimate of stream time)."""
+        gone = [
+            b for b, s in self._bodies.items() if now - s.last_seen > self.config.idle_timeout_s
+        ]
+        self.stats.evictions += len(gone)
+        return [Eviction(b, self._bodies.pop(b).last_seen, now) for b in gone]
+
+    def evict_all(self) -> list[Eviction]:
+        """Every body has left (the tracker said so): evict them all, keep the stream."""
+        now = self._latest
+        gone = list(self._bodies)
+        self.stats.evictions += len(gone)
+        return [Eviction(b, self._bodies.pop(b).last_seen, now) for b in gone]
 
     def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> list[Prediction]:
         """Turn the model's logits for ``request`` into the body's (smoothed) prediction and,
@@ -466,14 +604,32 @@ class StreamCore:
             return None
         return self.config.threshold if self.config.threshold is not None else self.card.threshold
 
+    def finish(
+        self, request: WindowRequest, logits: NDArray[np.floating]
+    ) -> list[Prediction] | list[WindowFailed]:
+        """``complete`` for finite logits; a :class:`WindowFailed` (counted) for the others,
+        which would otherwise turn into NaN probabilities shown as a label."""
+        row = np.asarray(logits)
+        if not np.isfinite(row).all():
+            self.stats.windows_failed += 1
+            failed = WindowFailed(
+                request.body,
+                request.start,
+                request.end,
+                "the model's output is not finite for this window: its coordinates are too "
+                "large (check units_scale)",
+            )
+            return [failed]
+        return self.complete(request, row)
+
     def process(self, frame: Frame, infer: InferFn) -> list[StreamEvent]:
-        """``add_frame``, one batched ``infer`` call for the due windows, ``complete``."""
+        """``add_frame``, one batched ``infer`` call for the due windows, ``finish``."""
         update = self.add_frame(frame)
         events = list(update.events)
         if update.due:
             logits = infer(np.stack([req.window for req in update.due]))
             for req, row in zip(update.due, logits, strict=True):
-                events.extend(self.complete(req, row))
+                events.extend(self.finish(req, row))
         return events
 
     # -- internals ----------------------------------------------------------------------------
@@ -481,12 +637,57 @@ class StreamCore:
         return LabelSmoother(self.config.smoothing, self.config.hysteresis)
 
     def _capacity(self) -> int:
-        # Room for the window at up to 4x the announced frame rate; older frames fall off.
-        return max(8, int(math.ceil(self.window_s * self.config.fps * 4)) + 2)
+        # Room for the window at up to 4x the announced frame rate, within the stream's share
+        # of the budget; older frames fall off.
+        wanted = max(8, int(math.ceil(self.window_s * self.config.fps * 4)) + 2)
+        return min(wanted, self.budget.max_buffered_frames // self.config.max_bodies)
 
     def _drop_body(self, t: float, body_id: BodyId, reason: DropReason) -> FrameDropped:
-        self.stats.dropped[reason] += 1
+        self.stats.bodies_dropped[reason] += 1
         return FrameDropped(t, reason, body=body_id)
+
+    def _gap_limit(self) -> float:
+        # Beyond this gap every buffered frame is out of the window and every body idle.
+        return max(self.window_s, self.config.idle_timeout_s)
+
+    def _ahead_limit(self) -> float:
+        """How far ahead of the stream's clock a frame may be: the wall time that passed since
+        the clock last moved (a camera paused that long), plus the gap limit."""
+        return self._gap_limit() + max(0.0, self._clock() - self._latest_at)
+
+    def _gap(self, t: float) -> Literal["too_late", "too_early"] | None:
+        if not math.isfinite(self._latest):
+            return None
+        if t < self._latest - self.window_s:
+            return "too_late"
+        if t > self._latest + self._ahead_limit():
+            return "too_early"
+        return None
+
+    def _gap_detail(self, t: float) -> str:
+        if t < self._latest:
+            return f"{self._latest - t:.3f} s older than the newest frame"
+        return (
+            f"{t - self._latest:.3g} s ahead of the newest frame, more than the "
+            f"{self._ahead_limit():.3g} s that could have passed; {_JUMP_CONFIRM} consistent "
+            "frames move the clock"
+        )
+
+    def _jump_confirmed(self, t: float) -> bool:
+        """Note a frame beyond the gap; True once enough consistent ones make it a jump."""
+        if self._jump and not (0 < t - self._jump[-1] <= self._gap_limit()):
+            self._jump.clear()  # not the same new timeline: start counting again
+        self._jump.append(t)
+        return len(self._jump) >= _JUMP_CONFIRM
+
+    def _jump_clock(self, t: float) -> list[StreamEvent]:
+        previous = self._latest
+        events: list[StreamEvent] = list(self.evict_all())
+        events.append(ClockJump(previous, t))
+        self.stats.clock_jumps += 1
+        self._latest = self._latest_at = -math.inf
+        self._jump.clear()
+        return events
 
     def _check_bodies(self, frame: Frame, t: float) -> dict[BodyId, NDArray[np.float32]]:
         joints_needed = get_layout(self.config.layout).num_joints
@@ -506,12 +707,18 @@ class StreamCore:
             out[body_id] = clip[0, 0].copy()
         return out
 
-    def _evict_idle(self, now: float) -> list[StreamEvent]:
-        gone = [
-            b for b, s in self._bodies.items() if now - s.last_seen > self.config.idle_timeout_s
-        ]
-        self.stats.evictions += len(gone)
-        return [Eviction(b, self._bodies.pop(b).last_seen, now) for b in gone]
+    def _take_window_token(self) -> bool:
+        rate = self.budget.max_windows_per_s
+        if math.isinf(rate):
+            return True
+        now = self._clock()
+        burst = max(1.0, min(rate, float(self.config.max_bodies)))
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     def _due(self, body_id: BodyId) -> WindowRequest | None:
         body = self._bodies[body_id]
@@ -523,6 +730,15 @@ class StreamCore:
             # the pair's window is built for its first-tracked body and reported for both
             body.new_frames = 0
             return None
+        # How many grid frames the window would have, from its two ends alone: a body whose
+        # window is still too short costs nothing per frame.
+        end = body.times[-1]
+        first = max(body.times[0], end - span)
+        if math.floor((end - first) * self.card.fps + 1e-6) + 1 < self.config.min_frames:
+            return None
+        if not self._take_window_token():
+            self.stats.windows_deferred += 1
+            return None  # still due: the next frame of this body tries again
         times = np.fromiter(body.times, dtype=np.float64, count=len(body.times))
         frames, start = resample_to_grid(times, np.stack(body.joints), self.card.fps, span)
         if len(frames) < self.config.min_frames:
@@ -578,32 +794,39 @@ class StreamCore:
 
 
 class BoundedFrameQueue:
-    """A thread-safe FIFO of frames that refuses (and counts) frames beyond ``capacity``.
+    """A thread-safe FIFO of frames holding at most ``capacity``: under overload the oldest
+    frame makes room (the freshest frames are the ones worth classifying).
 
-    For transports whose producer runs on another thread (a ROS 2 subscription callback).
+    For transports whose producer runs on another thread (a ROS 2 subscription callback); the
+    consumer gets the dropped frames from ``drain`` and counts them in its :class:`StreamCore`.
     """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.dropped = 0
+        self.dropped = 0  # in total
+        self._undrained_drops: list[float] = []
         self._items: deque[Frame] = deque()
         self._lock = threading.Lock()
 
     def offer(self, frame: Frame) -> bool:
+        """Queue ``frame``; False when the oldest queued frame had to go for it."""
         with self._lock:
-            if len(self._items) >= self.capacity:
+            full = len(self._items) >= self.capacity
+            if full:
+                self._undrained_drops.append(self._items.popleft().timestamp)
                 self.dropped += 1
-                return False
             self._items.append(frame)
-            return True
+            return not full
 
-    def drain(self) -> list[Frame]:
+    def drain(self) -> tuple[list[Frame], list[float]]:
+        """The queued frames, and the timestamps of those dropped since the last drain."""
         with self._lock:
-            items = list(self._items)
+            items, drops = list(self._items), self._undrained_drops
             self._items.clear()
-            return items
+            self._undrained_drops = []
+            return items, drops
 
     def __len__(self) -> int:
         with self._lock:

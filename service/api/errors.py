@@ -68,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
         code = codes.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail)),

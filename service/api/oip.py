@@ -6,16 +6,18 @@ and returns the raw ``logits``; REST ``/v1/predict`` is the route that preproces
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.api.body import body_schema, parse_body
 from service.api.errors import ApiError
 from service.api.schemas import InferRequest
-from service.api.security import rate_limit
+from service.api.security import client_address, rate_limit
 from service.api.state import ServiceState, get_state
 from service.engine import WindowShapeError
 from service.runtime import ModelRuntime
@@ -96,25 +98,35 @@ def _input_array(request: InferRequest) -> np.ndarray:
             "bad_input",
             f"input {INPUT_NAME!r}: data must be numbers in a flat or regular nested list ({err})",
         ) from err
-    if any(d < 0 for d in tensor.shape) or flat.size != int(np.prod(tensor.shape)):
+    # math.prod on Python ints cannot overflow, unlike numpy's int64 product
+    if any(d < 0 for d in tensor.shape) or flat.size != math.prod(tensor.shape):
         raise ApiError(
             400,
             "bad_input",
-            f"input {INPUT_NAME!r}: shape {tensor.shape} needs {int(np.prod(tensor.shape))} "
+            f"input {INPUT_NAME!r}: shape {tensor.shape} needs {math.prod(tensor.shape)} "
             f"values, data has {flat.size}",
         )
-    x = flat.reshape(tensor.shape)
+    try:
+        x = flat.reshape(tensor.shape)
+    except ValueError as err:  # e.g. an axis beyond what numpy can index, with no values
+        message = f"input {INPUT_NAME!r}: shape {tensor.shape}: {err}"
+        raise ApiError(400, "bad_input", message) from err
     if not np.isfinite(x).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise ApiError(400, "bad_input", f"input {INPUT_NAME!r}: non-finite value at {where}")
     return x
 
 
-@router.post("/models/{name}/infer", dependencies=[Depends(rate_limit)])
+@router.post(
+    "/models/{name}/infer",
+    dependencies=[Depends(rate_limit)],
+    openapi_extra=body_schema(InferRequest),
+)
 async def infer(
-    name: str, request: InferRequest, state: ServiceState = Depends(get_state)
+    name: str, http: Request, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
     _runtime_for(name, state)
+    request = await parse_body(http, InferRequest)
     if request.outputs and [o.name for o in request.outputs] != [OUTPUT_NAME]:
         raise ApiError(
             400,
@@ -122,12 +134,26 @@ async def infer(
             f"the only output is {OUTPUT_NAME!r}, asked for {[o.name for o in request.outputs]}",
         )
     x = _input_array(request)
+    cap = state.settings.max_infer_windows
+    if x.ndim >= 1 and x.shape[0] > cap:
+        raise ApiError(
+            413, "too_large", f"{x.shape[0]} windows in one request; at most {cap} (split it)"
+        )
     async with state.slot.use() as runtime:
         try:
-            logits = await runtime.infer(x)
+            logits = await runtime.infer(x, source=f"oip:{client_address(http)}")
         except WindowShapeError as err:
             raise ApiError(400, "bad_input", f"input {INPUT_NAME!r}: {err}") from err
         card = runtime.card
+    if not np.isfinite(logits).all():
+        row = int(np.argwhere(~np.isfinite(logits))[0][0])
+        raise ApiError(
+            422,
+            "non_finite_output",
+            f"the model's output for window {row} is not finite: its values are too large "
+            "for the model's arithmetic",
+        )
+    state.metrics.predictions.labels("oip").inc(len(logits))
     reply: dict[str, Any] = {
         "model_name": card.name,
         "model_version": card.version,

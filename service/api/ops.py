@@ -47,8 +47,12 @@ class RequestCounter:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             state: ServiceState | None = getattr(scope["app"].state, "masksem", None)
             if state is not None:
                 state.metrics.requests.labels(scope["method"], template, str(status)).inc()
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")

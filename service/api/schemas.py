@@ -20,6 +20,13 @@ class ShapeError(ValueError):
 
 def joints_array(rows: list[list[float]], *, joints: int, where: str) -> NDArray[np.float64]:
     """``(V, 3)`` from nested lists, naming the first joint of the wrong length."""
+    if len(rows) == joints:  # the common, well-formed case in one numpy call
+        try:
+            array = np.asarray(rows, dtype=np.float64)
+            if array.shape == (joints, 3):
+                return array
+        except ValueError:
+            pass
     if len(rows) != joints:
         raise ShapeError(f"{where}: {len(rows)} joints, the layout has {joints}")
     for j, point in enumerate(rows):
@@ -34,6 +41,12 @@ def frames_array(
     """``(T, V, 3)`` from nested lists, naming the first frame or joint that does not fit."""
     if not frames:
         raise ShapeError(f"{where}: no frames")
+    try:  # the common, well-formed case in one numpy call; the loop below names what is wrong
+        array = np.asarray(frames, dtype=np.float64)
+        if array.ndim == 3 and array.shape[1:] == (joints, 3):
+            return array
+    except ValueError:
+        pass
     for t, rows in enumerate(frames):
         joints_array(rows, joints=joints, where=f"{where}, frame {t}")
     return np.asarray(frames, dtype=np.float64)

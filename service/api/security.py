@@ -1,10 +1,11 @@
-"""Optional API-key authentication (checked before a request body is even read) and
-per-client rate limiting."""
+"""Optional API-key authentication (checked before a request body is even read),
+per-client-address rate limiting, and keeping the key out of access logs."""
 
 from __future__ import annotations
 
 import math
 import secrets
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends
 from fastapi.responses import JSONResponse
@@ -27,8 +28,33 @@ def presented_key(conn: HTTPConnection) -> str | None:
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     if conn.scope["type"] == "websocket":
-        return conn.query_params.get("api_key")
+        query_key: str | None = conn.scope.get(QUERY_KEY_SCOPE)
+        return query_key
     return None
+
+
+QUERY_KEY_SCOPE = "masksem.query_api_key"
+QUERY_KEY = "api_key"
+
+
+class QueryKeyRedactor:
+    """Takes ``?api_key=`` out of the request's query string before anything sees it (the
+    server's access log prints the query from this very scope) and keeps it aside for
+    :func:`presented_key`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"")
+        if scope["type"] in ("http", "websocket") and QUERY_KEY.encode() in query:
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            keys = [v for k, v in pairs if k == QUERY_KEY]
+            if keys:
+                scope[QUERY_KEY_SCOPE] = keys[0]
+                kept = [(k, v if k != QUERY_KEY else "redacted") for k, v in pairs]
+                scope["query_string"] = urlencode(kept).encode("latin-1")
+        await self.app(scope, receive, send)
 
 
 def key_is_valid(conn: HTTPConnection, state: ServiceState) -> bool:
@@ -70,15 +96,15 @@ class ApiKeyGuard:
         await response(scope, receive, send)
 
 
-def client_id(conn: HTTPConnection) -> str:
-    key = presented_key(conn)
-    if key:
-        return "key:" + key
-    return "ip:" + (conn.client.host if conn.client else "unknown")
+def client_address(conn: HTTPConnection) -> str:
+    """Who is asking, for rate limits and fair shares: the peer's address. Never a presented
+    key: an unchecked one would let every request claim a bucket of its own, and one shared
+    key would put every client in one bucket."""
+    return conn.client.host if conn.client else "unknown"
 
 
 def rate_limit(conn: HTTPConnection, state: ServiceState = Depends(get_state)) -> None:
-    wait = state.limiter.acquire(client_id(conn))
+    wait = state.limiter.acquire(client_address(conn))
     if wait > 0:
         raise ApiError(
             429,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -30,6 +31,10 @@ class StreamHub:
     def watched(self) -> bool:
         return bool(self._watchers)
 
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.queue_size)
         self._watchers.add(queue)
@@ -53,6 +58,11 @@ class ServiceState:
     limiter: RateLimiter
     hub: StreamHub = field(default_factory=StreamHub)
     open_streams: int = 0
+
+    @property
+    def model_folder(self) -> Path:
+        """The only folder admin reloads may read models from: the configured model's."""
+        return self.settings.model.resolve().parent
 
 
 def get_state(conn: HTTPConnection) -> ServiceState:

@@ -5,13 +5,21 @@ Client -> server (JSON text): ``{"type": "config", "layout": "k4a32", ...StreamC
 ``{"type": "stats"}`` asks for counters (answered after the frames sent before it);
 ``{"type": "watch"}`` mirrors every stream's skeletons and predictions to this connection (the
 live page). Server -> client: ``configured``,
-``prediction``, ``evicted``, ``dropped`` (running totals, sent whenever a frame was dropped),
-``stats``, ``model_changed``, ``error`` (the connection stays open). A watcher gets
+``prediction``, ``evicted``, ``dropped`` (running totals, sent whenever a frame or a body was
+dropped), ``clock_jump``, ``stats``, ``model_changed``, ``error`` (the connection stays open;
+also sent the first time frames are dropped for their timestamp, and for a window the model
+gave no finite answer for). A watcher gets
 ``watching``, then every stream's ``skeleton``, ``prediction``, ``evicted`` and
 ``stream_closed`` messages, each tagged with the ``stream`` it comes from.
 
-A reader task takes messages off the socket into a bounded queue (a full queue drops the frame,
-counted); a processor task runs them through the :class:`StreamCore`, awaiting inference.
+A reader task takes messages off the socket into a bounded inbox (when it is full the oldest
+waiting frame makes room, counted by the core); messages beyond ``stream_max_messages_per_s``
+are dropped before they are parsed (frames counted as ``over_rate``). A processor task runs the
+inbox through the :class:`StreamCore` (with the server's :class:`StreamBudget`), awaiting
+inference in the stream's own turn of the micro-batcher. A stream that sends no config within
+``stream_config_timeout_s``, or nothing for ``stream_idle_timeout_s``, is closed (1008), so
+idle sockets cannot hold the stream slots; watchers, which only listen, are capped at
+``max_watchers`` instead.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -39,15 +49,20 @@ from service.api.schemas import (
 from service.api.security import key_is_valid
 from service.api.state import ServiceState, get_state
 from service.stream import (
+    BODY_DROP_REASONS,
     DROP_REASONS,
+    ClockJump,
     Eviction,
     Frame,
     FrameDropped,
     Prediction,
+    StreamBudget,
     StreamConfig,
     StreamCore,
     StreamError,
+    StreamEvent,
     StreamStats,
+    WindowFailed,
 )
 from skeleton.card import ModelCard
 from skeleton.layouts import LayoutError, can_map, convert, get_layout
@@ -56,6 +71,85 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 _WATCH_FPS = 15.0  # skeletons mirrored to watchers per stream and second
+_CONTROL_LIMIT = 16  # config and stats messages waiting at once
+# Frame drops the client is told about in words, once each, besides the running totals.
+_EXPLAINED = {
+    "too_early": "frames stamped implausibly far ahead of the stream's clock are dropped",
+    "too_late": "frames older than the window are dropped",
+    "duplicate": "frames repeating a timestamp already received are dropped",
+}
+
+InboxItem = StreamConfig | Frame | StatsMessage
+
+
+class MessageBucket:
+    """At most ``rate`` messages per second per stream, in bursts of up to one second's."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens, self._at = rate, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def describe(self) -> str:
+        return (
+            f"more than {self.rate:g} messages per second on this stream: the ones beyond are "
+            "dropped unread (frames counted as 'over_rate')"
+        )
+
+
+class StreamInbox:
+    """What the reader hands the processor. Frames: at most ``capacity``, the oldest make room
+    (the freshest frames are the ones worth classifying). Control messages (config, stats):
+    never dropped, at most ``_CONTROL_LIMIT`` waiting."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[InboxItem] = deque()
+        self._frames = 0
+        self._controls = 0
+        self._ready = asyncio.Event()
+
+    def put_frame(self, frame: Frame) -> Frame | None:
+        """Queue ``frame``; return the frame that had to go for it, if any."""
+        dropped = None
+        if self._frames >= self.capacity:
+            for i, item in enumerate(self._items):
+                if isinstance(item, Frame):
+                    dropped = item
+                    del self._items[i]
+                    self._frames -= 1
+                    break
+        self._items.append(frame)
+        self._frames += 1
+        self._ready.set()
+        return dropped
+
+    def put_control(self, item: StreamConfig | StatsMessage) -> bool:
+        if self._controls >= _CONTROL_LIMIT:
+            return False
+        self._items.append(item)
+        self._controls += 1
+        self._ready.set()
+        return True
+
+    async def get(self) -> InboxItem:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, Frame):
+            self._frames -= 1
+        else:
+            self._controls -= 1
+        return item
 
 
 def model_brief(card: ModelCard) -> dict[str, Any]:
@@ -68,7 +162,31 @@ def model_brief(card: ModelCard) -> dict[str, Any]:
     }
 
 
-def event_message(event: Prediction | Eviction, stats: StreamStats) -> dict[str, Any]:
+def event_message(event: StreamEvent, stats: StreamStats) -> dict[str, Any]:
+    if isinstance(event, ClockJump):
+        return {
+            "type": "clock_jump",
+            "previous": event.previous,
+            "timestamp": event.timestamp,
+            "message": "the frames' clock jumped: every body was evicted, the stream goes on "
+            "from the new time",
+        }
+    if isinstance(event, WindowFailed):
+        return {
+            "type": "error",
+            "code": "non_finite_output",
+            "message": f"body {event.body!r}: {event.detail}",
+            "body": event.body,
+            "window": {"start": event.start, "end": event.end},
+        }
+    if isinstance(event, FrameDropped):  # told once per reason, in words
+        return {
+            "type": "error",
+            "code": event.reason,
+            "message": f"{_EXPLAINED.get(event.reason, 'frames are dropped')}; this one: "
+            f"{event.detail or event.reason} (counted in 'dropped' from now on)",
+            "timestamp": event.timestamp,
+        }
     if isinstance(event, Prediction):
         return {
             "type": "prediction",
@@ -98,13 +216,15 @@ class StreamConnection:
         self.stats = StreamStats()
         self.core: StreamCore | None = None
         self.layout: str | None = None  # of the last config read (for parsing frames)
-        self.queue: asyncio.Queue[StreamConfig | Frame | StatsMessage] = asyncio.Queue(
-            state.settings.stream_queue_frames
-        )
+        self.inbox = StreamInbox(state.settings.stream_queue_frames)
         self.stream_id = state.hub.new_stream_id()
         self._send_lock = asyncio.Lock()
-        self._reported_drops = 0
+        self._reported_drops = (0, 0)
         self._counted: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._counted_bodies: dict[str, int] = dict.fromkeys(BODY_DROP_REASONS, 0)
+        self._explained: set[str] = set()
+        rate = state.settings.stream_max_messages_per_s
+        self._messages = MessageBucket(rate)
         self._bodies = 0
         self._last_published = -float("inf")
         self._watcher: asyncio.Task[None] | None = None
@@ -116,6 +236,7 @@ class StreamConnection:
             await self.ws.send_json(message)
 
     async def error(self, message: str, code: str, **extra: Any) -> None:
+        self.state.metrics.stream_errors.labels(code).inc()
         await self.send({"type": "error", "code": code, "message": message, **extra})
 
     async def run(self) -> None:
@@ -133,11 +254,32 @@ class StreamConnection:
                 self.state.hub.publish({"type": "stream_closed", "stream": self.stream_id})
 
     # -- reader -------------------------------------------------------------------------------
+    def _timeout(self) -> tuple[float, str] | None:
+        settings = self.state.settings
+        if self._watcher is not None:
+            return None  # a watcher only listens
+        if self.layout is None:
+            return settings.stream_config_timeout_s, "config_timeout"
+        return settings.stream_idle_timeout_s, "idle_timeout"
+
     async def _read(self) -> None:
         while True:
-            raw = await self.ws.receive()
+            limit = self._timeout()
+            try:
+                raw = await asyncio.wait_for(self.ws.receive(), limit[0] if limit else None)
+            except TimeoutError:
+                assert limit is not None
+                seconds, reason = limit
+                what = "no config" if reason == "config_timeout" else "no message"
+                self.state.metrics.streams_refused.labels(reason).inc()
+                await self.ws.close(code=1008, reason=f"{what} for {seconds:g} s")
+                return
             if raw["type"] == "websocket.disconnect":
                 return
+            await asyncio.sleep(0)  # a flooding client takes its turn like every other one
+            if not self._messages.take():
+                await self._over_rate(raw.get("text") or "")
+                continue
             text = raw.get("text")
             if text is None:
                 await self.error("send JSON text messages, not binary", "bad_message")
@@ -159,9 +301,22 @@ class StreamConnection:
             elif isinstance(message, FrameMessage):
                 await self._read_frame(message)
             elif isinstance(message, StatsMessage):
-                await self.queue.put(message)  # answered after the frames sent before it
+                await self._put_control(message)  # answered after the frames sent before it
             elif isinstance(message, WatchMessage):
                 await self._start_watching()
+
+    async def _over_rate(self, text: str) -> None:
+        """A message beyond the stream's rate: dropped before it costs any parsing."""
+        if '"frame"' in text:
+            if self.core is not None:
+                self.core.count_drop("over_rate")
+            else:
+                self.stats.count_drop("over_rate", seen=False)
+            if "over_rate" not in self._explained:
+                self._explained.add("over_rate")
+                await self.error(self._messages.describe(), "over_rate")
+        else:
+            await self.error(self._messages.describe(), "over_rate")
 
     async def _read_config(self, message: ConfigMessage) -> None:
         config = StreamConfig(**message.model_dump(exclude={"type"}))
@@ -174,7 +329,15 @@ class StreamConnection:
             )
             return
         self.layout = config.layout
-        await self.queue.put(config)  # control messages wait for room; frames never do
+        await self._put_control(config)
+
+    async def _put_control(self, item: StreamConfig | StatsMessage) -> None:
+        if not self.inbox.put_control(item):
+            await self.error(
+                f"more than {_CONTROL_LIMIT} config and stats messages waiting; wait for the "
+                "answers before sending more",
+                "too_many_requests",
+            )
 
     async def _read_frame(self, message: FrameMessage) -> None:
         self.state.metrics.frames.inc()
@@ -198,12 +361,12 @@ class StreamConnection:
             await self._count_invalid()
             await self.error(str(err), "invalid_frame", timestamp=message.timestamp)
             return
-        frame = Frame(message.timestamp, bodies)
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.stats.frames_received += 1
-            self.stats.dropped["queue_full"] += 1
+        dropped = self.inbox.put_frame(Frame(message.timestamp, bodies))
+        if dropped is not None:
+            if self.core is not None:
+                self.core.count_drop("queue_full", timestamp=dropped.timestamp)
+            else:
+                self.stats.count_drop("queue_full", seen=False)
             self._sync_metrics()
 
     async def _count_invalid(self, *, parsed: bool = True) -> None:
@@ -216,7 +379,7 @@ class StreamConnection:
     # -- processor ----------------------------------------------------------------------------
     async def _process(self) -> None:
         while True:
-            item = await self.queue.get()
+            item = await self.inbox.get()
             try:
                 if isinstance(item, StreamConfig):
                     await self._configure(item)
@@ -235,8 +398,14 @@ class StreamConnection:
 
     async def _configure(self, config: StreamConfig) -> None:
         card = self.state.slot.current.card
+        settings = self.state.settings
+        budget = StreamBudget(
+            max_bodies=settings.stream_max_bodies,
+            max_buffered_frames=settings.stream_max_buffered_frames,
+            max_windows_per_s=settings.stream_max_windows_per_s,
+        )
         try:
-            self.core = StreamCore(config, card, stats=self.stats)
+            self.core = StreamCore(config, card, stats=self.stats, budget=budget)
         except StreamError as err:
             self.core = None
             await self.error(str(err), "invalid_config")
@@ -259,7 +428,7 @@ class StreamConnection:
             self.stats.dropped["invalid"] += 1
             await self.error("the stream's config was refused; send a valid one", "not_configured")
             return
-        events: list[Prediction | Eviction] = []
+        events: list[StreamEvent] = []
         async with self.state.slot.use() as runtime:
             if runtime.card is not core.card:
                 try:
@@ -275,24 +444,37 @@ class StreamConnection:
                 await self.error(str(err), "invalid_frame", timestamp=frame.timestamp)
                 self._sync_metrics()
                 return
-            # drops are reported as running totals by _report_drops after every message
-            events.extend(e for e in update.events if not isinstance(e, FrameDropped))
+            # drops are reported as running totals by _report_drops after every message;
+            # the first of each timestamp reason is also explained in words
+            events.extend(e for e in update.events if self._tell(e))
             if update.due:
-                logits = await runtime.infer(np.stack([r.window for r in update.due]))
+                windows = np.stack([r.window for r in update.due])
+                logits = await runtime.infer(windows, source=("stream", self.stream_id))
                 for request, row in zip(update.due, logits, strict=True):
-                    for prediction in core.complete(request, row):
-                        events.append(prediction)
+                    events.extend(core.finish(request, row))
         self._set_bodies(len(core.bodies))
         self._sync_metrics()
         for event in events:
             message = event_message(event, self.stats)
+            if message["type"] == "error":
+                self.state.metrics.stream_errors.labels(message["code"]).inc()
             await self.send(message)
-            if self.state.hub.watched:
+            if self.state.hub.watched and isinstance(event, Prediction | Eviction):
                 self.state.hub.publish({**message, "stream": self.stream_id})
         predictions = sum(isinstance(e, Prediction) for e in events)
         if predictions:
             self.state.metrics.predictions.labels("websocket").inc(predictions)
         self._publish_skeleton(frame, core)
+
+    def _tell(self, event: StreamEvent) -> bool:
+        """Whether the client gets a message of its own for ``event`` (drops: the first time a
+        timestamp makes frames go; after that the running totals say it)."""
+        if not isinstance(event, FrameDropped):
+            return True
+        if event.reason not in _EXPLAINED or event.reason in self._explained:
+            return False
+        self._explained.add(event.reason)
+        return True
 
     # -- accounting ---------------------------------------------------------------------------
     def _stats(self) -> dict[str, Any]:
@@ -303,29 +485,40 @@ class StreamConnection:
         self._bodies = count
 
     def _sync_metrics(self) -> None:
-        for reason, total in self.stats.dropped.items():
-            if total > self._counted[reason]:
-                self.state.metrics.frames_dropped.labels(reason).inc(total - self._counted[reason])
-                self._counted[reason] = total
+        metrics = self.state.metrics
+        for totals, counted, counter in (
+            (self.stats.dropped, self._counted, metrics.frames_dropped),
+            (self.stats.bodies_dropped, self._counted_bodies, metrics.bodies_dropped),
+        ):
+            for reason, total in totals.items():
+                if total > counted[reason]:
+                    counter.labels(reason).inc(total - counted[reason])
+                    counted[reason] = total
 
     async def _report_drops(self) -> None:
         self._sync_metrics()
-        total = self.stats.frames_dropped
-        if total > self._reported_drops:
-            new = total - self._reported_drops
-            self._reported_drops = total
+        frames, bodies = self.stats.frames_dropped, sum(self.stats.bodies_dropped.values())
+        if (frames, bodies) != self._reported_drops:
+            new = frames - self._reported_drops[0]
+            self._reported_drops = (frames, bodies)
             await self.send(
                 {
                     "type": "dropped",
                     "new": new,
-                    "frames_dropped": total,
+                    "frames_dropped": frames,
                     "dropped_by_reason": dict(self.stats.dropped),
+                    "bodies_dropped": dict(self.stats.bodies_dropped),
                 }
             )
 
     # -- watching -----------------------------------------------------------------------------
     async def _start_watching(self) -> None:
         if self._watcher is not None:
+            return
+        limit = self.state.settings.max_watchers
+        if self.state.hub.watchers >= limit:
+            # a watcher sends nothing, so no idle timeout applies: their number is capped
+            await self.error(f"{limit} watchers already; retry later", "too_many_watchers")
             return
         card = self.state.slot.current.card
         layout = get_layout(card.layout)
@@ -384,9 +577,11 @@ async def stream(ws: WebSocket) -> None:
     state: ServiceState = get_state(ws)
     await ws.accept()
     if not key_is_valid(ws, state):
+        state.metrics.streams_refused.labels("unauthorized").inc()
         await ws.close(code=1008, reason="missing or wrong API key")
         return
     if state.open_streams >= state.settings.max_streams:
+        state.metrics.streams_refused.labels("too_many_streams").inc()
         await ws.close(code=1013, reason=f"{state.settings.max_streams} streams open; retry later")
         return
     state.open_streams += 1

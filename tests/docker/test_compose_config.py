@@ -89,6 +89,14 @@ def test_service_port_healthcheck_and_restart(compose_cmd: list[str]) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_published_on_loopback_unless_the_operator_opts_in(compose_cmd: list[str]) -> None:
+    for profile, name in (([], "service"), (["gpu"], "service-gpu")):
+        ports = resolve(compose_cmd, profile)["services"][name]["ports"]
+        assert [p["host_ip"] for p in ports] == ["127.0.0.1"], name
+        opened = resolve(compose_cmd, profile, MASKSEM_PUBLISH_ADDRESS="0.0.0.0")
+        assert [p["host_ip"] for p in opened["services"][name]["ports"]] == ["0.0.0.0"], name
+
+
 def test_settings_pass_through_only_when_set(compose_cmd: list[str]) -> None:
     unset = resolve(compose_cmd, [])["services"]["service"]["environment"]
     assert unset["MASKSEM_API_KEY"] is None  # compose leaves it out of the container

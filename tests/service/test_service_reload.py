@@ -51,7 +51,7 @@ def test_reload_under_traffic_fails_no_request(tiny_model: TinyModel, tmp_path: 
                 if messages[-1]["type"] == "stats":
                     return
 
-    with serve(tiny_model.path) as live:
+    with serve(tiny_model.path, rate_limit_bytes_per_s=0) as live:  # hammered on purpose
         workers = [threading.Thread(target=hammer) for _ in range(3)]
         for w in workers:
             w.start()
@@ -71,7 +71,7 @@ def test_reload_under_traffic_fails_no_request(tiny_model: TinyModel, tmp_path: 
         model = httpx.get(f"{live.url}/v1/model").json()
     assert [r.status_code for r in reloads] == [200, 200, 200]
     assert [r.json()["model"]["runtime"]["generation"] for r in reloads] == [2, 3, 4]
-    assert model["version"] == "2" and model["runtime"]["path"] == str(tiny_model.path_v2)
+    assert model["version"] == "2" and model["runtime"]["file"] == tiny_model.path_v2.name
     assert len(statuses) > 20 and set(statuses) == {200}
     assert versions == {"1", "2"}
     assert not [m for m in messages if m["type"] == "error"]
@@ -82,12 +82,13 @@ def test_reload_under_traffic_fails_no_request(tiny_model: TinyModel, tmp_path: 
 
 
 def test_a_refused_reload_keeps_the_old_model(tiny_model: TinyModel, tmp_path: Path) -> None:
+    served = copy_model(tiny_model.path, tmp_path / "served.onnx")
     broken = copy_model(tiny_model.path_v2, tmp_path / "broken.onnx")
     card_path = tmp_path / "broken.card.json"
     card = json.loads(card_path.read_text())
     card["onnx_sha256"] = "0" * 64
     card_path.write_text(json.dumps(card))
-    with serve(tiny_model.path) as live:
+    with serve(served) as live:
         reply = httpx.post(f"{live.url}/v1/admin/reload", json={"model": str(broken)})
         assert reply.status_code == 422 and reply.json()["code"] == "reload_failed"
         assert "does not match" in reply.json()["error"]

@@ -9,14 +9,17 @@ from service.engine import InferenceEngine
 from service.preprocess import model_window
 from service.stream import (
     BoundedFrameQueue,
+    ClockJump,
     Eviction,
     Frame,
     FrameDropped,
     LabelSmoother,
     Prediction,
+    StreamBudget,
     StreamConfig,
     StreamCore,
     StreamError,
+    WindowFailed,
     resample_to_grid,
     softmax,
 )
@@ -97,7 +100,7 @@ def test_out_of_order_frames_inside_the_window_are_inserted(engine: InferenceEng
 
 
 def test_duplicate_and_too_late_frames_are_dropped_and_counted(engine: InferenceEngine) -> None:
-    core = StreamCore(StreamConfig(layout=LAYOUT, window_s=1.0), engine.card)
+    core = StreamCore(StreamConfig(layout=LAYOUT, window_s=1.0, min_frames=16), engine.card)
     clip = random_clip(60)
     feed(core, engine, clip)
     duplicate = core.add_frame(Frame(59 / 30, {1: clip[-1]}))
@@ -132,6 +135,9 @@ def test_bodies_beyond_the_limit_are_dropped_and_counted(engine: InferenceEngine
     assert [(e.reason, e.body) for e in update.events if isinstance(e, FrameDropped)] == [
         ("too_many_bodies", 3)
     ]
+    # issue 19 case 12: a body left out is a body drop, not a dropped frame
+    assert core.stats.bodies_dropped == {"too_many_bodies": 1}
+    assert core.stats.frames_dropped == 0 and core.stats.frames_accepted == 1
 
 
 def test_bad_joints_raise_a_precise_error_and_count_as_dropped(engine: InferenceEngine) -> None:
@@ -167,12 +173,124 @@ def test_smoothing_averages_and_hysteresis_holds_the_label() -> None:
     assert flicker.update(np.array([0.45, 0.55]))[1] == 0  # a lead of 0.1 is not enough
 
 
-def test_bounded_queue_refuses_and_counts_overflow() -> None:
+def test_bounded_queue_keeps_the_freshest_frames_and_counts_overflow() -> None:
     queue = BoundedFrameQueue(2)
     frames = [Frame(i, {}) for i in range(5)]
-    accepted = [queue.offer(f) for f in frames]
-    assert accepted == [True, True, False, False, False] and queue.dropped == 3
-    assert [f.timestamp for f in queue.drain()] == [0, 1] and len(queue) == 0
+    kept_all = [queue.offer(f) for f in frames]
+    assert kept_all == [True, True, False, False, False] and queue.dropped == 3
+    kept, dropped = queue.drain()
+    assert [f.timestamp for f in kept] == [3, 4] and dropped == [0, 1, 2] and len(queue) == 0
+    assert queue.drain() == ([], [])
+
+
+# -- issue 19: bounded work, timestamps, one drop accounting ------------------------------------
+def test_a_config_beyond_the_budget_is_refused_with_the_limit(engine: InferenceEngine) -> None:
+    """Case 1 and 7: fps 1000, 60 s windows, min_frames 10000, 64 bodies is legal JSON but no
+    server budget covers it; each field is refused on its own, naming the limit."""
+    budget = StreamBudget(max_bodies=16, max_buffered_frames=8192, max_windows_per_s=60)
+    hostile = StreamConfig(layout=LAYOUT, fps=1000, window_s=60, min_frames=10_000, max_bodies=64)
+    with pytest.raises(StreamError, match="64 bodies; this server allows at most 16"):
+        StreamCore(hostile, engine.card, budget=budget)
+    memory = hostile.model_copy(update={"max_bodies": 4, "min_frames": 32})
+    with pytest.raises(StreamError, match=r"need 240008 buffered frames; .* allows 8192"):
+        StreamCore(memory, engine.card, budget=budget)
+    unreachable = StreamConfig(layout=LAYOUT, window_s=60, min_frames=10_000, max_bodies=1)
+    with pytest.raises(StreamError, match="10000 can never be reached: .* at most 1801 frames"):
+        StreamCore(unreachable, engine.card, budget=budget)
+
+
+def test_buffers_stay_within_the_budget_whatever_the_frame_rate(engine: InferenceEngine) -> None:
+    budget = StreamBudget(max_bodies=2, max_buffered_frames=256)
+    core = StreamCore(StreamConfig(layout=LAYOUT, max_bodies=2, stride=10_000), engine.card,
+                      budget=budget)  # fmt: skip
+    clip = random_clip(600)
+    for i, joints in enumerate(clip):  # 600 frames in 0.6 s: 1000 fps sent to a 30 fps config
+        core.add_frame(Frame(i / 1000, {1: joints, 2: joints}))
+    assert core.buffered_frames <= 256 and core.stats.frames_accepted == 600
+
+
+def test_windows_beyond_the_rate_wait_for_their_turn(engine: InferenceEngine) -> None:
+    """A stride-1 stream asks for a window per frame; the budget's rate (on the injected wall
+    clock) holds the rest back, counted, and they come when time has passed."""
+    now = [0.0]
+    core = StreamCore(
+        StreamConfig(layout=LAYOUT, stride=1, min_frames=16, max_bodies=1),
+        engine.card,
+        budget=StreamBudget(max_windows_per_s=5),
+        clock=lambda: now[0],
+    )
+    clip = random_clip(80)
+    due = sum(len(core.add_frame(Frame(i / 30, {1: j})).due) for i, j in enumerate(clip[:60]))
+    assert due == 1 and core.stats.windows_deferred > 0  # all 60 frames in one instant
+    now[0] = 1.0  # a second later: five more windows may go
+    due = sum(
+        len(core.add_frame(Frame((60 + i) / 30, {1: j})).due) for i, j in enumerate(clip[60:])
+    )
+    assert due == 1  # the burst is one window per body: the rest wait for the clock again
+    now[0] = 1.4
+    assert len(core.add_frame(Frame(80 / 30, {1: clip[-1]})).due) == 1
+
+
+def test_a_frame_far_in_the_future_is_dropped_and_the_stream_goes_on(
+    engine: InferenceEngine,
+) -> None:
+    """Case 9: one frame stamped 1e308 used to make every later frame too late."""
+    core = StreamCore(StreamConfig(layout=LAYOUT, stride=8, min_frames=16), engine.card)
+    clip = random_clip(60)
+    events = feed(core, engine, clip[:30])
+    future = core.add_frame(Frame(1e308, {1: clip[30]}))
+    assert not future.accepted
+    (drop,) = [e for e in future.events if isinstance(e, FrameDropped)]
+    assert drop.reason == "too_early" and "ahead of the newest frame" in drop.detail
+    events = feed(core, engine, clip[30:], t0=1.0)
+    assert predictions(events) and core.stats.dropped == {**core.stats.dropped, "too_early": 1}
+    assert core.stats.frames_dropped == 1 and core.stats.frames_accepted == 60
+
+
+def test_a_clock_jump_is_followed_after_three_consistent_frames(engine: InferenceEngine) -> None:
+    """A camera restarting its clock (or a first frame stamped 1e308): three frames agreeing
+    on the new time move the stream there; bodies are evicted, nothing stays too late."""
+    for first in (1e308, 100.0):
+        core = StreamCore(StreamConfig(layout=LAYOUT, stride=8, min_frames=16), engine.card)
+        clip = random_clip(60)
+        core.add_frame(Frame(first, {1: clip[0]}))
+        events = feed(core, engine, clip[1:])
+        jumps = [e for e in events if isinstance(e, ClockJump)]
+        assert [(j.previous, j.timestamp) for j in jumps] == [(first, 2 / 30)]
+        assert [e.body for e in events if isinstance(e, Eviction)] == [1]
+        assert core.stats.dropped["too_late"] == 2 and core.stats.clock_jumps == 1
+        assert 1.5 < predictions(events)[-1].end <= 59 / 30  # the new timeline is classified
+
+
+def test_non_finite_logits_are_reported_not_shown(engine: InferenceEngine) -> None:
+    """Case 11: coordinates of 3e38 are finite but overflow in the model."""
+    core = StreamCore(StreamConfig(layout=LAYOUT, stride=8, min_frames=16), engine.card)
+    clip = random_clip(40)
+    clip[:, 3] = 3e38
+    events = feed(core, engine, clip)
+    failed = [e for e in events if isinstance(e, WindowFailed)]
+    assert failed and not predictions(events)
+    assert core.stats.windows_failed == len(failed) and "not finite" in failed[0].detail
+
+
+def test_transports_evict_and_count_through_the_core(engine: InferenceEngine) -> None:
+    """Case 12: the ROS node evicts idle bodies and counts its queue drops with the core."""
+    core = StreamCore(StreamConfig(layout=LAYOUT, idle_timeout_s=2.0), engine.card)
+    clip = random_clip(3)
+    for i, joints in enumerate(clip):
+        core.add_frame(Frame(i / 30, {1: joints, 2: joints}))
+    assert core.evict_idle(core.latest + 1.0) == []
+    assert sorted(e.body for e in core.evict_idle(core.latest + 2.5)) == [1, 2]
+    core.add_frame(Frame(1.0, {3: clip[0]}))
+    assert [e.body for e in core.evict_all()] == [3] and core.bodies == []
+    queue = BoundedFrameQueue(1)
+    queue.offer(Frame(4.0, {}))
+    queue.offer(Frame(4.1, {}))
+    kept, dropped = queue.drain()
+    for t in dropped:
+        core.count_drop("queue_full", timestamp=t)
+    assert core.stats.evictions == 3 and core.stats.dropped["queue_full"] == 1
+    assert core.stats.frames_received == 5  # 4 seen by the core, 1 only by the queue
 
 
 def with_rule(card, threshold: float):  # type: ignore[no-untyped-def]

@@ -139,7 +139,7 @@ def test_duplicates_late_frames_and_evictions_are_reported(server: LiveServer) -
 
     async def run() -> None:
         async with websockets.connect(f"{server.ws_url}/v1/stream") as ws:
-            await configure(ws, stride=100, idle_timeout_s=0.5, window_s=1.0)
+            await configure(ws, stride=100, idle_timeout_s=0.5, window_s=1.0, min_frames=16)
             for i in range(30):
                 await ws.send(frame(i / 30, {"a": clip[i], "b": clip[i]}))
             await ws.send(frame(29 / 30, {"a": clip[29], "b": clip[29]}))  # duplicate

@@ -91,13 +91,14 @@ def copy_model(src: Path, dst: Path) -> Path:
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` on a free loopback port, in a thread."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, **uvicorn_options: object) -> None:
         self.settings = settings
         self.app = create_app(settings)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn_config(self.app, settings, log_level="warning")
+        options = {"log_level": "warning", **uvicorn_options}
+        config = uvicorn_config(self.app, settings, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

@@ -2,7 +2,8 @@
 ``/humans/bodies/<id>/action`` and an aggregate topic), through ``service.stream.StreamCore``.
 
 Callbacks only parse and queue; one worker thread runs the stream core and the ONNX model, so
-a slow inference drops (and counts) frames instead of stalling the subscription.
+a slow inference drops the oldest queued frames instead of stalling the subscription. The core
+counts every drop and evicts every body, as it does for the WebSocket route.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from masksem_ros.throttled_log import ThrottledWarnings
 from service.engine import EngineOptions, InferenceEngine
 from service.stream import (
     BoundedFrameQueue,
+    ClockJump,
     Eviction,
     Frame,
     FrameDropped,
     Prediction,
     StreamCore,
     StreamError,
+    WindowFailed,
 )
 from skeleton.card import CardError
 from skeleton.layouts import LayoutError
@@ -123,8 +126,8 @@ class ActionNode(Node):
         if frame is not None and not self.queue.offer(frame):
             self._warnings.warn(
                 "queue_full",
-                f"inference is behind: frame dropped ({self.queue.dropped} so far); raise "
-                "queue_capacity or stride, or use a faster execution provider",
+                f"inference is behind: oldest queued frame dropped ({self.queue.dropped} so "
+                "far); raise queue_capacity or stride, or use a faster execution provider",
             )
         self._wake.set()
 
@@ -166,7 +169,10 @@ class ActionNode(Node):
             if self._clear.is_set():
                 self._clear.clear()
                 self._forget_bodies("the tracker deleted all markers")
-            for frame in self.queue.drain():
+            frames, dropped = self.queue.drain()
+            for timestamp in dropped:  # counted where every other drop is
+                self.core.count_drop("queue_full", timestamp=timestamp)
+            for frame in frames:
                 try:
                     self._process(frame)
                 except Exception as err:  # noqa: BLE001 - the worker must outlive any frame
@@ -175,7 +181,10 @@ class ActionNode(Node):
                     self._warnings.warn("worker", f"frame could not be published: {err}")
             idle = time.monotonic() - self._last_bodies_at
             if self.core.bodies and idle > self.settings.idle_timeout_s:
-                self._forget_bodies(f"no body seen for {idle:.1f} s")
+                # no frames come, so the core's clock stands still: move it on by the wall time
+                for eviction in self.core.evict_idle(self.core.latest + idle):
+                    self._body_left(str(eviction.body))
+                self.get_logger().info(f"all bodies left (no frame for {idle:.1f} s)")
 
     def _process(self, frame: Frame) -> None:
         self._last_bodies_at = time.monotonic()
@@ -193,6 +202,16 @@ class ActionNode(Node):
         for event in events:
             if isinstance(event, Eviction):
                 self._body_left(str(event.body))
+            elif isinstance(event, ClockJump):
+                self._warnings.warn(
+                    "clock_jump",
+                    f"input stamps jumped from {event.previous:.3f} s to {event.timestamp:.3f} s "
+                    "(relative to the first); every body restarted",
+                )
+            elif isinstance(event, WindowFailed):
+                self._warnings.warn(
+                    "non_finite", f"body {event.body}: window not classified: {event.detail}"
+                )
             elif isinstance(event, FrameDropped):
                 detail = f": {event.detail}" if event.detail else ""
                 body = f", body {event.body}" if event.body is not None else ""
@@ -247,10 +266,11 @@ class ActionNode(Node):
         self.get_logger().info(f"body {body_id} left")
 
     def _forget_bodies(self, why: str) -> None:
-        """Every body has left: start a fresh stream (the core evicts only on new frames)."""
-        for body_id in list(self.body_publishers):
+        """Every body has left: the core evicts them all (its counters and clock go on)."""
+        for eviction in self.core.evict_all():
+            self._body_left(str(eviction.body))
+        for body_id in list(self.body_publishers):  # announced but never kept by the core
             self._body_left(body_id)
-        self.core = StreamCore(self.core.config, self.core.card)
         self.get_logger().info(f"all bodies left ({why})")
 
     def close(self) -> None:
