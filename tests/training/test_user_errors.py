@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from masksem.cli_data import data_app
 from skeleton.layouts import get_layout
 from training.checkpoints import CheckpointError, ClassifierCheckpoint, EncoderCheckpoint
 from training.data.folder import write_folder
@@ -102,11 +100,9 @@ def test_a_folder_without_a_test_split_is_refused_before_training(
 
 def test_data_stats_of_an_empty_folder_exits_2(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_text("path,label,subject\nclips/gone.npy,wave,1\n")
-    result = CliRunner().invoke(
-        data_app, ["stats", "folder", "--root", str(tmp_path), "--option", "layout=utd20"]
-    )
-    assert result.exit_code == 2
-    assert "holds no readable sequence; 1 skipped" in result.output
+    result = masksem("data", "stats", "folder", "--root", str(tmp_path), "--option", "layout=utd20")
+    assert result.returncode == 2
+    assert "holds no readable sequence; 1 skipped" in result.stderr
 
 
 def test_the_wrong_joint_order_is_named_for_a_real_clip(ucla_dataset: SkeletonDataset) -> None:
