@@ -69,6 +69,34 @@ def prepare_ntu_command(
         typer.echo(f"  {item.source}: {item.reason}")
 
 
+@prepare_app.command("pku-mmd")
+def prepare_pku_command(
+    root: Path | None = typer.Option(
+        None, "--root", help="PKU-MMD folder; default: MASKSEM_DATA_ROOT/pku-mmd."
+    ),
+    phase: int = typer.Option(1, "--phase", min=1, max=2),
+) -> None:
+    """Parse every PKU-MMD video once into the user cache (MASKSEM_CACHE_DIR, default
+    ~/.cache/masksem), so later reads of the streams take seconds."""
+    from training.data.cache import cache_dir
+    from training.data.errors import CorruptSampleError, DatasetError
+    from training.data.registry import load_streams
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        streams = load_streams("pku-mmd", root, None, phase=phase)
+    except (DatasetError, CorruptSampleError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    stats = streams.stats()
+    typer.echo(
+        f"cached {stats['videos']} videos ({stats['frames']} frames) in {cache_dir()}; "
+        f"skipped {stats['skipped']}"
+    )
+    for item in streams.skipped:
+        typer.echo(f"  {item.source}: {item.reason}")
+
+
 def _options(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
@@ -81,17 +109,21 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 def _table(stats: dict[str, Any]) -> str:
     frames = stats["frames"]
-    rows = [(k, v) for k, v in stats.items() if k != "frames"]
-    rows.append(
-        ("frames", f"min {frames['min']}, median {frames['median']:g}, max {frames['max']}")
-    )
+    rows = [(k, v) for k, v in stats.items() if k not in ("frames", "instances_per_class")]
+    if isinstance(frames, dict):
+        frames = f"min {frames['min']}, median {frames['median']:g}, max {frames['max']}"
+    rows.append(("frames", frames))
+    per_class = stats.get("instances_per_class", {})
+    rows.extend((f"  {name}", count) for name, count in per_class.items())
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 @data_app.command("stats")
 def stats_command(
-    dataset: str = typer.Argument(..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd or folder."),
+    dataset: str = typer.Argument(
+        ..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd, folder or folder-streams."
+    ),
     root: Path | None = typer.Option(
         None,
         "--root",
@@ -104,21 +136,26 @@ def stats_command(
         [], "--option", help="Loader option KEY=VALUE, e.g. phase=2, layout=k4a32, fps=15."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    clips: bool = typer.Option(
+        False, "--clips", help="Untrimmed datasets: count the trimmed instances instead."
+    ),
 ) -> None:
-    """Count sequences, classes, subjects, joints and the split of a dataset."""
+    """Count sequences, classes, subjects, joints and the split of a dataset; for untrimmed
+    recordings (pku-mmd, folder-streams): videos, frames, background share, instances per
+    class."""
     from training.data.errors import CorruptSampleError, DatasetError
-    from training.data.registry import load_dataset
+    from training.data.registry import has_streams, load_dataset, load_streams
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    load = load_streams if has_streams(dataset) and not clips else load_dataset
     try:
-        loaded = load_dataset(dataset, root, benchmark, **_options(option))
+        stats = load(dataset, root, benchmark, **_options(option)).stats()
     except (DatasetError, CorruptSampleError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    stats = loaded.stats()
     typer.echo(json.dumps(stats) if as_json else _table(stats))
-    if not stats["sequences"]:
+    if not stats.get("sequences", stats.get("videos")):
         reason = f"; {stats['skipped']} skipped as unreadable" if stats["skipped"] else ""
-        where = root if root is not None else loaded.name
+        where = root if root is not None else stats["name"]
         typer.echo(f"error: {dataset} at {where} holds no readable sequence{reason}", err=True)
         raise typer.Exit(2)

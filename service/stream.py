@@ -29,7 +29,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.preprocess import model_window
-from skeleton.card import ModelCard
+from skeleton.card import ModelCard, shown_label
 from skeleton.clip import ClipError, check_clip
 from skeleton.layouts import LayoutError, can_map, get_layout
 
@@ -78,6 +78,14 @@ class StreamConfig(BaseModel):
     min_frames: int = Field(32, ge=1, le=10_000, description="frames before a first prediction")
     idle_timeout_s: float = Field(2.0, gt=0, description="evict a body unseen this long")
     max_bodies: int = Field(8, ge=1, le=64)
+    decision: Literal["card", "off"] = Field(
+        "card",
+        description="card: apply the model card's none label and decision rule; off: always "
+        "show the top action label (the none class left out), as for a model without one",
+    )
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.01, description="replaces the card's decision threshold"
+    )
 
     @field_validator("layout")
     @classmethod
@@ -104,6 +112,7 @@ class WindowRequest:
     end: float  # timestamp of the window's last frame
     frames: int  # frames of the window on the model's time grid
     card: ModelCard
+    partner: BodyId | None = None  # two-person models: the second person of the window
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Prediction:
     top_k: tuple[tuple[str, float], ...]  # smoothed, best first
     raw_label: str  # argmax of this window alone
     changed: bool  # the shown label differs from the previous one of this body
+    partner: BodyId | None = None  # two-person models: the other body of the window
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,28 @@ def resample_to_grid(
     return np.ascontiguousarray(out, dtype=np.float32), float(grid[0])
 
 
+def sample_at(
+    times: NDArray[np.float64], joints: NDArray[np.float32], grid: NDArray[np.float64]
+) -> NDArray[np.float32]:
+    """``joints`` (n, V, 3) recorded at ``times``, linearly interpolated at ``grid``; grid
+    times outside the recorded span, or further than a frame gap of 0.5 s from a recorded
+    frame, are all zeros (that person is absent there)."""
+    out = np.zeros((len(grid), *joints.shape[1:]), dtype=np.float32)
+    if not len(times):
+        return out
+    hi = np.clip(np.searchsorted(times, grid, side="left"), 0, len(times) - 1)
+    lo = np.maximum(hi - 1, 0)
+    lo = np.where(times[hi] <= grid, hi, lo)
+    gap = times[hi] - times[lo]
+    inside = (grid >= times[0]) & (grid <= times[-1]) & (gap <= 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(gap > 0, (grid - times[lo]) / np.where(gap > 0, gap, 1.0), 0.0)
+    w32 = np.clip(w, 0.0, 1.0).astype(np.float32)[:, None, None]
+    mixed = joints[lo] * (1.0 - w32) + joints[hi] * w32
+    out[inside] = mixed[inside]
+    return out
+
+
 class _Body:
     """One body's recent frames, sorted by time, at most ``capacity`` of them."""
 
@@ -243,7 +275,10 @@ class _Body:
         self.joints: list[NDArray[np.float32]] = []
         self.new_frames = 0
         self.last_seen = -math.inf
+        self.order = 0  # creation order in the stream: the first-tracked body comes first
         self.smoother = smoother
+        self.shown: int | None = None  # label index shown after the decision rule
+        self.partner: BodyId | None = None
 
     def insert(self, t: float, joints: NDArray[np.float32]) -> Literal["head", "inside", "dup"]:
         if not self.times or t > self.times[-1]:
@@ -279,6 +314,7 @@ class StreamCore:
         self.stats = stats if stats is not None else StreamStats()
         self._bodies: dict[BodyId, _Body] = {}
         self._latest = -math.inf
+        self._created = 0
         self.card = card
         self.set_card(card)
 
@@ -346,12 +382,15 @@ class StreamCore:
                     events.append(self._drop_body(t, body_id, "too_many_bodies"))
                     continue
                 body = self._bodies[body_id] = _Body(self._capacity(), self._smoother())
+                self._created += 1
+                body.order = self._created
             where = body.insert(t, joints)
             if where == "dup":
                 duplicates += 1
                 continue
             accepted_any = True
             body.last_seen = max(body.last_seen, t)
+
             if where == "head":
                 body.new_frames += 1
                 body.trim(t - self.window_s - 2.0 / self.config.fps)
@@ -369,16 +408,30 @@ class StreamCore:
         due = [req for b in heads if (req := self._due(b)) is not None]
         return FrameUpdate(accepted_any, due, events)
 
-    def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> Prediction | None:
-        """Turn the model's logits for ``request`` into the body's (smoothed) prediction."""
+    def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> list[Prediction]:
+        """Turn the model's logits for ``request`` into the body's (smoothed) prediction and,
+        for a two-person window, the same prediction for its partner: one decision per pair."""
         body = self._bodies.get(request.body)
         if body is None or request.card.labels != self.card.labels:
-            return None  # evicted meanwhile, or the model changed its labels under it
+            return []  # evicted meanwhile, or the model changed its labels under it
         labels = self.card.labels
         probs = softmax(np.asarray(logits).reshape(-1))
-        smoothed, shown, changed = body.smoother.update(probs)
+        raw = int(np.argmax(probs))
+        none = self.card.none_label
+        if none is not None and self.config.decision == "off":
+            probs[labels.index(none)] = 0.0  # today's behaviour: every window shows an action
+            probs /= probs.sum()
+            raw = int(np.argmax(probs))
+        smoothed, candidate, _ = body.smoother.update(probs)
+        shown = candidate
+        threshold = self.decision_threshold
+        if none is not None and threshold is not None:
+            gated = shown_label(smoothed, labels, none, threshold)
+            shown = candidate if gated == candidate else labels.index(none)
+        changed = body.shown is not None and shown != body.shown
+        body.shown = shown
         self.stats.predictions += 1
-        return Prediction(
+        prediction = Prediction(
             body=request.body,
             start=request.start,
             end=request.end,
@@ -386,9 +439,32 @@ class StreamCore:
             label=labels[shown],
             probability=float(smoothed[shown]),
             top_k=top_k_labels(smoothed, labels, self.config.top_k),
-            raw_label=labels[int(np.argmax(probs))],
+            raw_label=labels[raw],
             changed=changed,
+            partner=request.partner,
         )
+        out = [prediction]
+        partner = self._bodies.get(request.partner) if request.partner is not None else None
+        if partner is not None:
+            partner_changed = partner.shown is not None and shown != partner.shown
+            partner.shown = shown
+            self.stats.predictions += 1
+            out.append(
+                replace(
+                    prediction,
+                    body=request.partner,
+                    partner=request.body,
+                    changed=partner_changed,
+                )
+            )
+        return out
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The threshold of the rule in force: the stream's, else the card's; None: no rule."""
+        if self.card.none_label is None or self.config.decision == "off":
+            return None
+        return self.config.threshold if self.config.threshold is not None else self.card.threshold
 
     def process(self, frame: Frame, infer: InferFn) -> list[StreamEvent]:
         """``add_frame``, one batched ``infer`` call for the due windows, ``complete``."""
@@ -397,8 +473,7 @@ class StreamCore:
         if update.due:
             logits = infer(np.stack([req.window for req in update.due]))
             for req, row in zip(update.due, logits, strict=True):
-                if (pred := self.complete(req, row)) is not None:
-                    events.append(pred)
+                events.extend(self.complete(req, row))
         return events
 
     # -- internals ----------------------------------------------------------------------------
@@ -443,14 +518,28 @@ class StreamCore:
         span = self.window_s
         if body.new_frames < self.config.stride:
             return None
+        partner = self._partner(body_id) if self.card.window.persons > 1 else None
+        if partner is not None and self._bodies[partner].order < body.order:
+            # the pair's window is built for its first-tracked body and reported for both
+            body.new_frames = 0
+            return None
         times = np.fromiter(body.times, dtype=np.float64, count=len(body.times))
         frames, start = resample_to_grid(times, np.stack(body.joints), self.card.fps, span)
         if len(frames) < self.config.min_frames:
             return None
         body.new_frames = 0
+        persons = frames[None]
+        if partner is not None:
+            other = self._bodies[partner]
+            grid = start + np.arange(len(frames), dtype=np.float64) / self.card.fps
+            second = sample_at(np.asarray(other.times), np.stack(other.joints), grid)
+            # the first-tracked body of a pair is the window's first person, as in training
+            # (a dataset's first skeleton is the first one tracked)
+            pair = (frames, second) if body.order < other.order else (second, frames)
+            persons = np.stack(pair)
         try:
             window = model_window(
-                frames[None],
+                persons,
                 self.config.layout,
                 self.card,
                 units_scale=self.config.units_scale,
@@ -458,7 +547,34 @@ class StreamCore:
             )
         except (ClipError, LayoutError):
             return None  # nothing but all-zero joints in the window: nothing to classify
-        return WindowRequest(body_id, window, start, float(times[-1]), len(frames), self.card)
+        return WindowRequest(
+            body_id, window, start, float(times[-1]), len(frames), self.card, partner
+        )
+
+    def _partner(self, body_id: BodyId) -> BodyId | None:
+        """The body paired with ``body_id`` for a two-person model.
+
+        Pairs are kept while both bodies are tracked; an unpaired body pairs with the nearest
+        unpaired other body (distance between their root joints at their newest frames), so
+        with two people in view each is the other's partner for as long as both stay.
+        """
+        body = self._bodies[body_id]
+        if body.partner in self._bodies and self._bodies[body.partner].partner == body_id:
+            return body.partner
+        root = get_layout(self.config.layout).root
+        here = body.joints[-1][root]
+        free = [
+            (float(np.linalg.norm(other.joints[-1][root] - here)), other_id)
+            for other_id, other in self._bodies.items()
+            if other_id != body_id and other.joints and other.partner not in self._bodies
+        ]
+        if not free:
+            body.partner = None
+            return None
+        _, nearest = min(free, key=lambda item: item[0])
+        body.partner = nearest
+        self._bodies[nearest].partner = body_id
+        return nearest
 
 
 class BoundedFrameQueue:

@@ -40,6 +40,27 @@ class CardContent:
     metrics: dict[str, Any] = field(default_factory=dict)  # test-split accuracy per variant
     # Span of recent frames a live stream classifies (seconds); None: window.frames / fps.
     stream_window_s: float | None = None
+    # Continuous recognition: the label that means "none of my actions is happening", and the
+    # rule a stream applies before it shows a label (see DECISION_RULES); None: every window
+    # shows its top label, as a model trained on trimmed clips must.
+    none_label: str | None = None
+    decision: dict[str, Any] | None = None
+
+
+#: ``top_probability``: show the top label when it is not the none label and its (smoothed)
+#: probability reaches ``threshold``; otherwise show the none label.
+DECISION_RULES = ("top_probability",)
+
+
+def shown_label(
+    probs: Any, labels: tuple[str, ...], none_label: str | None, threshold: float | None
+) -> int:
+    """Index of the label a stream shows for class probabilities ``probs`` under the rule."""
+    best = max(range(len(labels)), key=lambda i: float(probs[i]))
+    if none_label is None or threshold is None:
+        return best
+    none = labels.index(none_label)
+    return best if best != none and float(probs[best]) >= threshold else none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +151,21 @@ class ModelCard(CardContent):
             raise CardError(f"{source}: field 'stream_window_s' must be positive or null")
         if self.variant not in ("fp32", "int8", "fp16"):
             raise CardError(f"{source}: field 'variant' must be fp32, int8 or fp16")
+        if self.none_label is not None and self.none_label not in self.labels:
+            raise CardError(f"{source}: field 'none_label' {self.none_label!r} is not a label")
+        if self.decision is not None:
+            if self.none_label is None:
+                raise CardError(f"{source}: field 'decision' needs a none_label")
+            rule, threshold = self.decision.get("rule"), self.decision.get("threshold")
+            if rule not in DECISION_RULES:
+                raise CardError(f"{source}: field 'decision.rule' must be one of {DECISION_RULES}")
+            if not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.01:
+                raise CardError(f"{source}: field 'decision.threshold' must be in [0, 1.01]")
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision rule's threshold; None when the card has no rule."""
+        return None if self.decision is None else float(self.decision["threshold"])
 
 
 def sha256_of(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,22 @@ import pytest
 from training.data.registry import data_root as configured_data_root
 from training.data.registry import load_dataset
 from training.data.types import SkeletonDataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prepared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Parsed-data cache of the whole session in a temporary folder: the user's own cache is
+    never touched, and a dataset parsed by one test is read from the cache by the next."""
+    from training.data.cache import CACHE_ENV
+
+    cache = tmp_path_factory.mktemp("masksem-cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture(scope="session")

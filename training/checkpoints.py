@@ -84,6 +84,7 @@ class ClassifierCheckpoint(BaseModel):
     # probabilities into a decision (copied into the model card by export).
     none_label: str | None = None
     decision: dict[str, Any] | None = None
+    stream_window_s: float | None = None  # seconds a live stream classifies (stream training)
 
     @property
     def window_spec(self) -> WindowSpec:
@@ -288,6 +289,9 @@ def _legacy_classifier(raw: dict[str, Any], path: Path) -> ClassifierCheckpoint:
             source=source,
             recipe=recipe,
             metrics=raw.get("metrics") or {},
+            none_label=raw.get("none_label"),
+            decision=raw.get("decision"),
+            stream_window_s=raw.get("stream_window_s"),
         )
     except (KeyError, TypeError, ValidationError) as err:
         raise CheckpointError(

@@ -36,7 +36,7 @@ from training.recipes.evaluate import (
     EvaluationError,
     accuracy_report,
     check_fits,
-    load_source,
+    load_trained_data,
     predict,
     split_windows,
 )
@@ -87,7 +87,7 @@ def export_checkpoint(
             f"match the model's {cfg.frames} x {cfg.persons}"
         )
     try:
-        data = load_source(meta.source, data_root=data_root)
+        data = load_trained_data(meta, data_root=data_root)
         check_fits(meta, data, checkpoint)
         split = split_windows(data, window, limit)
     except EvaluationError as err:
@@ -159,7 +159,7 @@ def export_checkpoint(
                 },
             },
             metrics=metrics,
-            stream_window_s=median_clip_seconds(data, meta.fps),
+            stream_window_s=meta.stream_window_s or median_clip_seconds(data, meta.fps),
         ),
     )
     card = save_with_card(model, fields, out, variant=variant, single_person_input=cfg.persons > 1)

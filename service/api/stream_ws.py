@@ -78,6 +78,7 @@ def event_message(event: Prediction | Eviction, stats: StreamStats) -> dict[str,
             "top_k": [{"label": lab, "probability": p} for lab, p in event.top_k],
             "raw_label": event.raw_label,
             "changed": event.changed,
+            "partner": event.partner,
             "window": {"start": event.start, "end": event.end, "frames": event.frames},
             "frames_dropped": stats.frames_dropped,
         }
@@ -279,7 +280,7 @@ class StreamConnection:
             if update.due:
                 logits = await runtime.infer(np.stack([r.window for r in update.due]))
                 for request, row in zip(update.due, logits, strict=True):
-                    if (prediction := core.complete(request, row)) is not None:
+                    for prediction in core.complete(request, row):
                         events.append(prediction)
         self._set_bodies(len(core.bodies))
         self._sync_metrics()

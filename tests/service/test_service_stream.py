@@ -173,3 +173,69 @@ def test_bounded_queue_refuses_and_counts_overflow() -> None:
     accepted = [queue.offer(f) for f in frames]
     assert accepted == [True, True, False, False, False] and queue.dropped == 3
     assert [f.timestamp for f in queue.drain()] == [0, 1] and len(queue) == 0
+
+
+def with_rule(card, threshold: float):  # type: ignore[no-untyped-def]
+    """The tiny model's card with its last label as the none label and a decision rule."""
+    from dataclasses import replace
+
+    rule = {"rule": "top_probability", "threshold": threshold}
+    return replace(card, none_label=card.labels[-1], decision=rule)
+
+
+def test_the_cards_decision_rule_shows_none_below_its_threshold(engine: InferenceEngine) -> None:
+    clip = random_clip(90, seed=3)
+    none = engine.card.labels[-1]
+    settings = {"layout": LAYOUT, "stride": 4, "min_frames": 12}
+
+    def shown(card, **config: object) -> list[Prediction]:  # type: ignore[no-untyped-def]
+        core = StreamCore(StreamConfig(**settings, **config), card)  # type: ignore[arg-type]
+        return predictions(feed(core, engine, clip))
+
+    plain = shown(engine.card)
+    assert {p.label for p in plain} != {none}
+    # a threshold no probability reaches: every window shows none, and says so only once
+    silent = shown(with_rule(engine.card, 1.01))
+    assert [p.label for p in silent] == [none] * len(plain)
+    assert sum(p.changed for p in silent) == 0
+    # threshold 0: the top label whenever it is an action, none where none itself is on top
+    open_rule = shown(with_rule(engine.card, 0.0))
+    assert [p.label for p in open_rule] == [p.label for p in plain]
+    # the stream's own threshold replaces the card's; "off" never shows none
+    overridden = shown(with_rule(engine.card, 1.01), threshold=0.0)
+    assert [p.label for p in overridden] == [p.label for p in plain]
+    off = shown(with_rule(engine.card, 1.01), decision="off")
+    assert none not in {p.label for p in off} and len(off) == len(plain)
+    gated = shown(with_rule(engine.card, 0.2))
+    for p, q in zip(gated, plain, strict=True):
+        assert p.label == (q.label if q.probability >= 0.2 else none)
+
+
+def test_two_person_model_pairs_the_bodies_in_one_window(engine: InferenceEngine) -> None:
+    first, second = random_clip(40, seed=1), random_clip(40, seed=2) + 0.5
+    settings = {"layout": LAYOUT, "stride": 39, "min_frames": 1, "window_s": 10.0}
+    core = StreamCore(StreamConfig(**settings), engine.card)  # type: ignore[arg-type]
+    events = []
+    for i in range(40):
+        frame = Frame(i / 30, {"b": second[i], "a": first[i]} if i else {"a": first[i]})
+        events += core.process(frame, engine.run)
+    first_of_a = [p for p in predictions(events) if p.body == "a"][0]
+    first_of_b = [p for p in predictions(events) if p.body == "b"][0]
+    assert (first_of_a.partner, first_of_b.partner) == ("b", "a")
+    # one window for the pair, built when its first-tracked body "a" is due (frames 0-38, "b"
+    # absent at frame 0), reported for both bodies
+    assert (first_of_b.label, first_of_b.top_k, first_of_b.end) == (
+        first_of_a.label, first_of_a.top_k, first_of_a.end,
+    )  # fmt: skip
+    assert len(predictions(events)) == 2  # "b" due at frame 39 waits for its partner's window
+    pair = np.stack([first[:39], np.concatenate([np.zeros_like(second[:1]), second[1:39]])])
+    offline = softmax(engine.run(model_window(pair, LAYOUT, engine.card)[None])[0])
+    for label, probability in first_of_a.top_k:
+        assert probability == pytest.approx(offline[engine.card.labels.index(label)], abs=1e-5)
+    # alone, a body's window has no second person
+    alone = StreamCore(StreamConfig(**{**settings, "stride": 40}), engine.card)  # type: ignore[arg-type]
+    (solo,) = predictions(feed(alone, engine, first, body="a"))
+    single = softmax(engine.run(model_window(first[None], LAYOUT, engine.card)[None])[0])
+    assert solo.partner is None
+    for label, probability in solo.top_k:
+        assert probability == pytest.approx(single[engine.card.labels.index(label)], abs=1e-5)

@@ -38,3 +38,39 @@ def test_a_card_naming_a_joint_the_layout_lacks_is_refused(window: WindowSpec, f
     raw["window"] = json.loads(json.dumps(card(window).to_dict()["window"]))
     with pytest.raises(CardError, match=f"my.card.json: field '{field}': joint .* of utd20"):
         ModelCard.from_dict(raw, source="my.card.json")
+
+
+def test_a_card_with_a_none_label_and_decision_rule_reads_back_equal() -> None:
+    from dataclasses import replace
+
+    rule = {"rule": "top_probability", "threshold": 0.6, "target_false_alarm_rate": 0.05}
+    original = replace(card(WindowSpec(frames=32)), labels=("wave", "sit", "none"),
+                       none_label="none", decision=rule)  # fmt: skip
+    again = ModelCard.from_dict(json.loads(original.to_json()))
+    assert again == original and again.threshold == 0.6
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"none_label": "nothing"}, "field 'none_label' 'nothing' is not a label"),
+        ({"decision": {"rule": "top_probability", "threshold": 0.5}}, "'decision' needs a none"),
+        ({"none_label": "sit", "decision": {"rule": "vote", "threshold": 0.5}}, "decision.rule"),
+        ({"none_label": "sit", "decision": {"rule": "top_probability", "threshold": 2}},
+         "decision.threshold"),
+    ],
+)  # fmt: skip
+def test_a_malformed_none_label_or_rule_is_refused(changes: dict, message: str) -> None:  # type: ignore[type-arg]
+    raw = {**json.loads(card(WindowSpec(frames=32)).to_json()), **changes}
+    with pytest.raises(CardError, match=message):
+        ModelCard.from_dict(raw, source="my.card.json")
+
+
+def test_shown_label_applies_the_rule() -> None:
+    from skeleton.card import shown_label
+
+    labels = ("wave", "sit", "none")
+    assert shown_label([0.5, 0.3, 0.2], labels, "none", 0.6) == 2  # below the threshold
+    assert shown_label([0.7, 0.1, 0.2], labels, "none", 0.6) == 0
+    assert shown_label([0.1, 0.2, 0.7], labels, "none", 0.0) == 2  # none on top stays none
+    assert shown_label([0.5, 0.3, 0.2], labels, None, None) == 0  # no rule: the top label

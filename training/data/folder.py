@@ -43,12 +43,14 @@ and ``fps`` columns, then one row per clip::
 Load it with ``load_dataset("folder", Path("my-recordings"), layout="k4a32")`` or look at it
 with ``masksem data stats folder --root my-recordings --option layout=k4a32``. Rows whose clip
 is missing or unreadable are reported and skipped.
+
+Whole untrimmed recordings with their action intervals: :mod:`training.data.folder_streams`.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +86,22 @@ class ManifestRow:
     fps: float | None = None
 
 
-def read_manifest(path: Path) -> list[ManifestRow]:
-    """The rows of a manifest; a bad header raises, as does a bad subject, view or split."""
-    rows: list[ManifestRow] = []
+def manifest_rows(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...] = OPTIONAL_COLUMNS
+) -> Iterator[tuple[int, list[str], dict[str, str]]]:
+    """``(line, header, values)`` of each row of a manifest; a header that lacks a required
+    column or has an unknown one raises, as does a row with a required value empty."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         header = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        missing = [c for c in required if c not in header]
+        unknown = [c for c in header if c not in required + optional]
         if missing or unknown:
+            expected = ",".join(required) + "".join(f"[,{c}]" for c in optional)
             raise MalformedLineError(
                 path,
                 f"header {','.join(header)!r} lacks {missing} or has unknown columns {unknown}; "
-                "expected path,label,subject[,view][,split][,fps]",
+                f"expected {expected}",
                 line=1,
                 field="header",
             )
@@ -104,29 +109,46 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         for raw in reader:
             line = reader.line_num
             values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-            for column in ("path", "label", "subject"):
+            for column in required:
                 if not values.get(column):
                     raise MalformedLineError(path, f"empty {column}", line=line, field=column)
-            view = values.get("view") or None
-            split = values.get("split") or None
-            if "split" in header and split not in SPLITS:
-                raise MalformedLineError(
-                    path, f"split {split!r} is not train or test", line=line, field="split"
-                )
-            clip = Path(values["path"])
-            fps = _fps(values.get("fps") or None, f"{path}, line {line}")
-            rows.append(
-                ManifestRow(
-                    line=line,
-                    path=clip if clip.is_absolute() else path.parent / clip,
-                    label=values["label"],
-                    subject=parse_int(values["subject"], path, line=line, field="subject"),
-                    view=None if view is None else parse_int(view, path, line=line, field="view"),
-                    split=split,
-                    fps=fps,
-                )
-            )
-    return rows
+            yield line, header, values
+
+
+def manifest_row(
+    path: Path, line: int, header: list[str], values: dict[str, str], label: str
+) -> ManifestRow:
+    """The row's file, relative to the manifest's folder, and its subject, view, split and fps
+    (a bad one raises, naming the line and column)."""
+    view = values.get("view") or None
+    split = values.get("split") or None
+    if "split" in header and split not in SPLITS:
+        raise MalformedLineError(
+            path, f"split {split!r} is not train or test", line=line, field="split"
+        )
+    return ManifestRow(
+        line=line,
+        path=relative_to(path, values["path"]),
+        label=label,
+        subject=parse_int(values["subject"], path, line=line, field="subject"),
+        view=None if view is None else parse_int(view, path, line=line, field="view"),
+        split=split,
+        fps=_fps(values.get("fps") or None, f"{path}, line {line}"),
+    )
+
+
+def relative_to(manifest: Path, value: str) -> Path:
+    """A path of a manifest row: absolute, or relative to the manifest's folder."""
+    given = Path(value)
+    return given if given.is_absolute() else manifest.parent / given
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """The rows of a manifest; a bad header raises, as does a bad subject, view or split."""
+    return [
+        manifest_row(path, line, header, values, values["label"])
+        for line, header, values in manifest_rows(path, REQUIRED_COLUMNS)
+    ]
 
 
 def _fps(value: object, where: str) -> float | None:
@@ -195,6 +217,35 @@ def _test_subjects(value: Iterable[int] | str | None) -> set[int] | None:
     return {int(v) for v in value}
 
 
+def folder_layout(layout: str | None) -> tuple[str, int]:
+    """The layout a folder names and its joint count; none or an unknown one is refused."""
+    if layout is None:
+        raise DatasetError(f"a folder dataset needs a layout, one of {', '.join(LAYOUTS)}")
+    try:
+        return layout, get_layout(layout).num_joints
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
+
+
+def split_rows(
+    rows: list[ManifestRow], test_subjects: Iterable[int] | str | None
+) -> tuple[list[ManifestRow], list[ManifestRow], str]:
+    """(train rows, test rows, the rule used): the split column, else the test subjects,
+    else everything trains."""
+    held_out = _test_subjects(test_subjects)
+    if rows and rows[0].split is not None:
+        rule = "manifest split column"
+        test_rows = [row for row in rows if row.split == "test"]
+    elif held_out is not None:
+        rule = f"test subjects {','.join(map(str, sorted(held_out)))}"
+        test_rows = [row for row in rows if row.subject in held_out]
+    else:
+        rule = "all clips train"
+        test_rows = []
+    test_lines = {row.line for row in test_rows}
+    return [row for row in rows if row.line not in test_lines], test_rows, rule
+
+
 def load_folder(
     root: Path,
     layout: str | None = None,
@@ -203,12 +254,7 @@ def load_folder(
     fps: float | str | None = None,
 ) -> SkeletonDataset:
     """Load a bring-your-own folder (see the module docstring for the format)."""
-    if layout is None:
-        raise DatasetError(f"a folder dataset needs a layout, one of {', '.join(LAYOUTS)}")
-    try:
-        joints = get_layout(layout).num_joints
-    except ValueError as err:
-        raise DatasetError(str(err)) from None
+    layout, joints = folder_layout(layout)
     manifest = root / MANIFEST
     if not manifest.is_file():
         raise DatasetError(f"no {MANIFEST} in {root}")
@@ -221,18 +267,7 @@ def load_folder(
         clip = read_clip(row.path, joints)
         return [Sample(row.path.stem, clip, ids[row.label], row.subject, row.view)]
 
-    held_out = _test_subjects(test_subjects)
-    if rows and rows[0].split is not None:
-        rule = "manifest split column"
-        test_rows = [row for row in rows if row.split == "test"]
-    elif held_out is not None:
-        rule = f"test subjects {','.join(map(str, sorted(held_out)))}"
-        test_rows = [row for row in rows if row.subject in held_out]
-    else:
-        rule = "all clips train"
-        test_rows = []
-    test_lines = {row.line for row in test_rows}
-    train_rows = [row for row in rows if row.line not in test_lines]
+    train_rows, test_rows, rule = split_rows(rows, test_subjects)
 
     def describe(row: ManifestRow) -> str:
         return f"{manifest}, line {row.line}"

@@ -4,12 +4,14 @@ with the official cross-subject and cross-view split files (the public MAMP/CTR-
 from __future__ import annotations
 
 import logging
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from training.data.cache import cached_array
 from training.data.errors import (
     CorruptSampleError,
     DatasetError,
@@ -17,7 +19,9 @@ from training.data.errors import (
     MalformedLineError,
     WrongJointCountError,
 )
+from training.data.intervals import check_interval, check_no_overlap
 from training.data.reading import parse_floats, parse_int
+from training.data.streams import Interval, Stream, StreamDataset
 from training.data.types import UNKNOWN_SUBJECT, Sample, SkeletonDataset, SkippedSample
 
 log = logging.getLogger("training.data")
@@ -55,9 +59,36 @@ class PkuInstance:
     line: int
 
 
-def read_pku_skeleton(path: Path) -> NDArray[np.float32]:
-    """A skeleton file: one line per frame of 150 values (2 persons x 25 joints x xyz)."""
-    lines = path.read_text().splitlines()
+SKELETON_SUFFIXES = (".txt.xz", ".txt")
+CACHE_FORMAT = "pku-skeleton-v1"  # bump when read_pku_skeleton's output changes
+
+
+def video_name(path: Path) -> str:
+    """``0002-L.txt.xz`` and ``0002-L.txt`` -> ``0002-L``."""
+    for suffix in SKELETON_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name.removesuffix(suffix)
+    return path.stem
+
+
+def read_text(path: Path) -> str:
+    """A text file, xz-decompressed when its name ends in ``.xz``."""
+    if path.suffix == ".xz":
+        try:
+            with lzma.open(path, "rt") as fh:
+                return fh.read()
+        except lzma.LZMAError as err:
+            raise CorruptSampleError(path, f"not a readable xz file: {err}") from err
+    return path.read_text()
+
+
+def read_pku_skeleton(path: Path, *, cache: bool = False) -> NDArray[np.float32]:
+    """A skeleton file (``.txt`` or ``.txt.xz``): one line per frame of 150 values (2 persons x
+    25 joints x xyz), as ``(frames, 150)``. ``cache=True`` keeps the parsed array in the user
+    cache, keyed by the file's sha256, so the next read skips the text."""
+    if cache:
+        return cached_array(path, CACHE_FORMAT, lambda: read_pku_skeleton(path))
+    lines = read_text(path).splitlines()
     tokens: list[str] = []
     numbers: list[int] = []
     for number, line in enumerate(lines, start=1):
@@ -78,9 +109,11 @@ def read_pku_skeleton(path: Path) -> NDArray[np.float32]:
     return parse_floats(tokens, path, lines=numbers, fields=_COORDS).astype(np.float32)
 
 
-def read_pku_labels(path: Path) -> list[PkuInstance]:
-    """A label file: one ``class,start,end,confidence`` line per action instance."""
-    instances = []
+def read_pku_labels(path: Path, frames: int | None = None) -> list[PkuInstance]:
+    """A label file: one ``class,start,end,confidence`` line per action instance. With the
+    video's length ``frames``, an instance past its end is refused; overlapping instances are
+    refused (a frame shows one action), naming both lines."""
+    instances: list[PkuInstance] = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -101,14 +134,9 @@ def read_pku_labels(path: Path) -> list[PkuInstance]:
             raise MalformedLineError(
                 path, f"class {label} is outside 1..{PKU_CLASSES}", line=number, field="class"
             )
-        if not 0 <= start < end:
-            raise MalformedLineError(
-                path,
-                f"start {start} and end {end} are not 0 <= start < end",
-                line=number,
-                field="end",
-            )
+        check_interval(path, start, end, line=number, frames=frames)
         instances.append(PkuInstance(label - 1, start, end, float(confidence), number))
+    check_no_overlap(path, instances)
     return instances
 
 
@@ -138,27 +166,67 @@ def video_view(video: str) -> int | None:
     return VIEWS.get(suffix.upper())
 
 
+def read_pku_stream(skeleton: Path, labels: Path, *, cache: bool = False) -> Stream:
+    """One whole video: its frames ``(2, T, 25, 3)`` and its action instances in time order."""
+    video = read_pku_skeleton(skeleton, cache=cache)
+    instances = sorted(read_pku_labels(labels, len(video)), key=lambda i: i.start)
+    name = video_name(skeleton)
+    data = video.reshape(len(video), 2, PKU_JOINTS, 3).transpose(1, 0, 2, 3)
+    return Stream(
+        name,
+        np.ascontiguousarray(data),
+        tuple(Interval(i.label, i.start, i.end, i.line) for i in instances),
+        view=video_view(name),
+    )
+
+
+def stream_instances(
+    stream: Stream, labels_file: Path, frames: int = PAD_FRAMES
+) -> tuple[list[Sample], list[SkippedSample]]:
+    """The trimmed instances of a stream, in label-file order, cut or zero-padded to
+    ``frames``; all-zero instances are returned as skipped."""
+    flat = stream.data.transpose(1, 0, 2, 3).reshape(stream.frames, VALUES_PER_FRAME)
+    samples: list[Sample] = []
+    skipped: list[SkippedSample] = []
+    by_line = sorted(stream.instances, key=lambda i: i.line or 0)
+    for index, interval in enumerate(by_line):
+        name = f"{stream.name}_{index}"
+        line = interval.line or 0
+        instance = PkuInstance(interval.label, interval.start, interval.end, 0.0, line)
+        clip = instance_clip(flat, instance, frames)
+        if not clip.any():
+            reason = (
+                f"all-zero instance (frames {interval.start}-{interval.end} of "
+                f"{stream.frames}, {labels_file.name} line {interval.line})"
+            )
+            skipped.append(SkippedSample(name, reason))
+            continue
+        samples.append(Sample(name, clip, interval.label, UNKNOWN_SUBJECT, stream.view))
+    return samples, skipped
+
+
 def read_pku_video(
     skeleton: Path, labels: Path, frames: int = PAD_FRAMES
 ) -> tuple[list[Sample], list[SkippedSample]]:
     """All instances of one video; all-zero instances are returned as skipped."""
-    video = read_pku_skeleton(skeleton)
-    samples: list[Sample] = []
-    skipped: list[SkippedSample] = []
-    for index, instance in enumerate(read_pku_labels(labels)):
-        name = f"{skeleton.stem}_{index}"
-        clip = instance_clip(video, instance, frames)
-        if not clip.any():
-            reason = (
-                f"all-zero instance (frames {instance.start}-{instance.end} of "
-                f"{len(video)}, {labels.name} line {instance.line})"
-            )
-            skipped.append(SkippedSample(name, reason))
+    return stream_instances(read_pku_stream(skeleton, labels), labels, frames)
+
+
+def class_names(root: Path) -> list[str]:
+    """The 51 action names of ``actions.csv`` (``label,action``) when the folder has it."""
+    names = [f"PKU-MMD action {i + 1}" for i in range(PKU_CLASSES)]
+    path = root / "actions.csv"
+    if not path.is_file():
+        return names
+    for number, line in enumerate(path.read_text().splitlines()[1:], start=2):
+        if not line.strip():
             continue
-        samples.append(
-            Sample(name, clip, instance.label, UNKNOWN_SUBJECT, video_view(skeleton.stem))
-        )
-    return samples, skipped
+        label, _, action = line.partition(",")
+        index = parse_int(label.strip(), path, line=number, field="label")
+        if not 1 <= index <= PKU_CLASSES or not action.strip():
+            raise MalformedLineError(path, "expected label 1..51,name", line=number)
+        names[index - 1] = action.strip()
+    return names
 
 
 def _find_split_file(root: Path, phase: int, benchmark: str) -> Path:
@@ -176,45 +244,81 @@ def _find_split_file(root: Path, phase: int, benchmark: str) -> Path:
     raise DatasetError(f"no split file {' or '.join(names)} in {root} (or its Split/ folder)")
 
 
-def load_pku_mmd(
-    root: Path, phase: int = 1, benchmark: str = "xsub", frames: int = PAD_FRAMES
-) -> SkeletonDataset:
-    """Load a PKU-MMD phase from ``root`` holding ``skeleton/``, ``label/`` and the split files.
-
-    Corrupt videos and all-zero instances are logged and listed in ``skipped``.
-    """
-    split_file = _find_split_file(root, int(phase), benchmark)
+def _video_files(root: Path) -> list[tuple[Path, Path]]:
     skeleton_dir, label_dir = root / "skeleton", root / "label"
     for folder in (skeleton_dir, label_dir):
         if not folder.is_dir():
             raise DatasetError(f"PKU-MMD folder {folder} does not exist")
-    training = read_split_file(split_file)
-    train: list[Sample] = []
-    test: list[Sample] = []
+    files = [p for p in skeleton_dir.iterdir() if p.name.endswith(SKELETON_SUFFIXES)]
+    return [(p, label_dir / f"{video_name(p)}.txt") for p in sorted(files, key=video_name)]
+
+
+def load_pku_streams(
+    root: Path, phase: int = 1, benchmark: str = "xsub", *, cache: bool = True
+) -> StreamDataset:
+    """Every video of a PKU-MMD phase as a whole stream, split by the official file.
+
+    Skeletons may be ``.txt`` or ``.txt.xz``; parsed arrays are cached (see
+    :mod:`training.data.cache`). A video whose skeleton or labels are corrupt, or that has no
+    label file, is logged and listed in ``skipped``.
+    """
+    training = read_split_file(_find_split_file(root, int(phase), benchmark))
+    train: list[Stream] = []
+    test: list[Stream] = []
     skipped: list[SkippedSample] = []
-    for skeleton in sorted(skeleton_dir.glob("*.txt")):
-        labels = label_dir / skeleton.name
+    for skeleton, labels in _video_files(root):
         if not labels.is_file():
             log.warning("skipping %s: no label file %s", skeleton, labels)
             skipped.append(SkippedSample(str(skeleton), f"no label file {labels}"))
             continue
         try:
-            samples, empty = read_pku_video(skeleton, labels, frames)
+            stream = read_pku_stream(skeleton, labels, cache=cache)
         except CorruptSampleError as err:
-            log.warning("skipping %s: %s", skeleton, err.detail)
+            log.warning("skipping %s: %s", err.path, err.detail)
             skipped.append(SkippedSample(str(err.path), err.detail))
             continue
-        for item in empty:
-            log.warning("skipping %s: %s", item.source, item.reason)
-        skipped.extend(empty)
-        (train if skeleton.stem in training else test).extend(samples)
-    zero = sum(1 for s in skipped if s.reason.startswith("all-zero"))
+        (train if stream.name in training else test).append(stream)
     if skipped:
-        log.warning("PKU-MMD: skipped %d (%d all-zero instances)", len(skipped), zero)
-    return SkeletonDataset(
+        log.warning("PKU-MMD: skipped %d video(s)", len(skipped))
+    return StreamDataset(
         name=f"pku-mmd-{int(phase)}",
         layout="ntu25",
-        classes=[f"PKU-MMD action {i + 1}" for i in range(PKU_CLASSES)],
+        classes=class_names(root),
+        train=train,
+        test=test,
+        fps=30.0,
+        skipped=skipped,
+        benchmark=benchmark,
+    )
+
+
+def load_pku_mmd(
+    root: Path, phase: int = 1, benchmark: str = "xsub", frames: int = PAD_FRAMES
+) -> SkeletonDataset:
+    """Load a PKU-MMD phase from ``root`` holding ``skeleton/``, ``label/`` and the split files
+    as trimmed instances (the public pipeline).
+
+    Corrupt videos and all-zero instances are logged and listed in ``skipped``.
+    """
+    streams = load_pku_streams(root, phase, benchmark)
+    train: list[Sample] = []
+    test: list[Sample] = []
+    skipped = list(streams.skipped)
+    label_dir = root / "label"
+    for split, out in ((streams.train, train), (streams.test, test)):
+        for stream in split:
+            samples, empty = stream_instances(stream, label_dir / f"{stream.name}.txt", frames)
+            for item in empty:
+                log.warning("skipping %s: %s", item.source, item.reason)
+            skipped.extend(empty)
+            out.extend(samples)
+    zero = sum(1 for s in skipped if s.reason.startswith("all-zero"))
+    if zero:
+        log.warning("PKU-MMD: skipped %d all-zero instances", zero)
+    return SkeletonDataset(
+        name=streams.name,
+        layout=streams.layout,
+        classes=streams.classes,
         train=train,
         test=test,
         skipped=skipped,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from training.data.errors import DatasetError
+from training.data.streams import StreamDataset
 from training.data.types import SkeletonDataset
 
 DATA_ROOT_ENV = "MASKSEM_DATA_ROOT"
@@ -58,6 +59,22 @@ def _pku(
     return load_pku_mmd(root, phase, benchmark, frames)
 
 
+def _pku_streams(root: Path, benchmark: str, phase: int | str = 1) -> StreamDataset:
+    from training.data.pku import load_pku_streams
+
+    try:
+        phase = int(phase)
+    except ValueError:
+        raise DatasetError(f"phase {phase!r} must be an integer") from None
+    return load_pku_streams(root, phase, benchmark)
+
+
+def _pku_root(data: Path, options: dict[str, Any]) -> Path:
+    """``pku-mmd/v<phase>`` when it exists, else ``pku-mmd`` itself (phase I, as shipped)."""
+    versioned = data / "pku-mmd" / f"v{options.get('phase', 1)}"
+    return versioned if versioned.is_dir() else data / "pku-mmd"
+
+
 def _folder(
     root: Path,
     benchmark: str | None,
@@ -72,6 +89,39 @@ def _folder(
     )
 
 
+def _folder_streams(
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
+) -> StreamDataset:
+    from training.data.folder_streams import load_folder_streams
+    from training.data.layout_check import warn_if_misordered
+
+    data = load_folder_streams(
+        root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+    )
+    warn_if_misordered([s.data for s in data.streams], data.layout, f"folder-streams at {root}")
+    return data
+
+
+def _folder_stream_clips(
+    root: Path,
+    benchmark: str | None,
+    layout: str | None = None,
+    test_subjects: Any = None,
+    fps: Any = None,
+) -> SkeletonDataset:
+    from training.data.folder_streams import instance_clips, load_folder_streams
+
+    return instance_clips(
+        load_folder_streams(
+            root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
+        )
+    )
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     loader: Callable[..., SkeletonDataset]
@@ -81,6 +131,8 @@ class DatasetEntry:
     default_root: Callable[[Path, str, dict[str, Any]], Path] | None
     note: str
     fps: float = 30.0  # the recordings' frame rate (a folder may say its own)
+    # whole untrimmed recordings with per-frame labels, for datasets that have them
+    streams: Callable[..., StreamDataset] | None = None
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -109,11 +161,20 @@ DATASETS: dict[str, DatasetEntry] = {
         _pku,
         ("xsub", "xview"),
         ("phase", "frames"),
-        lambda d, b, o: d / "pku-mmd" / f"v{o.get('phase', 1)}",
+        lambda d, b, o: _pku_root(d, o),
         "PKU-MMD phase 1 or 2 (option phase)",
+        streams=_pku_streams,
     ),
     "folder": DatasetEntry(
         _folder, (), ("layout", "test_subjects", "fps"), None, "your own clips + manifest.csv"
+    ),
+    "folder-streams": DatasetEntry(
+        _folder_stream_clips,
+        (),
+        ("layout", "test_subjects", "fps"),
+        None,
+        "your own untrimmed recordings + label files + streams.csv",
+        streams=_folder_streams,
     ),
 }
 
@@ -121,10 +182,40 @@ DATASETS: dict[str, DatasetEntry] = {
 def load_dataset(
     name: str, root: Path | None = None, benchmark: str | None = None, **options: Any
 ) -> SkeletonDataset:
-    """Load dataset ``name`` under ``benchmark`` (its default if None).
+    """Load dataset ``name`` under ``benchmark`` (its default if None) as trimmed clips.
 
     ``root`` defaults to the dataset's folder under :func:`data_root`.
     """
+    entry, root, benchmark = _resolve(name, root, benchmark, options)
+    data = entry.loader(Path(root), benchmark, **options)
+    if data.fps is None:
+        data.fps = entry.fps
+    from training.data.layout_check import warn_if_misordered
+
+    warn_if_misordered([s.data for s in data.samples], data.layout, f"{name} at {root}")
+    return data
+
+
+def has_streams(name: str) -> bool:
+    entry = DATASETS.get(name)
+    return entry is not None and entry.streams is not None
+
+
+def load_streams(
+    name: str, root: Path | None = None, benchmark: str | None = None, **options: Any
+) -> StreamDataset:
+    """Load dataset ``name`` as whole untrimmed recordings with per-frame labels."""
+    entry, root, benchmark = _resolve(name, root, benchmark, options)
+    if entry.streams is None:
+        with_streams = ", ".join(n for n, e in DATASETS.items() if e.streams is not None)
+        raise DatasetError(f"{name} holds trimmed clips only; untrimmed streams: {with_streams}")
+    stream_options = {k: v for k, v in options.items() if k != "frames"}
+    return entry.streams(Path(root), benchmark, **stream_options)
+
+
+def _resolve(
+    name: str, root: Path | None, benchmark: str | None, options: dict[str, Any]
+) -> tuple[DatasetEntry, Path, str | None]:
     entry = DATASETS.get(name)
     if entry is None:
         known = "; ".join(f"{n} ({e.note})" for n, e in DATASETS.items())
@@ -143,10 +234,4 @@ def load_dataset(
         if entry.default_root is None:
             raise DatasetError(f"{name} has no default location: give its root folder")
         root = entry.default_root(data_root(), benchmark or "", options)
-    data = entry.loader(Path(root), benchmark, **options)
-    if data.fps is None:
-        data.fps = entry.fps
-    from training.data.layout_check import warn_if_misordered
-
-    warn_if_misordered([s.data for s in data.samples], data.layout, f"{name} at {root}")
-    return data
+    return entry, Path(root), benchmark

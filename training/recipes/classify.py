@@ -41,7 +41,18 @@ from training.recipes.common import (
     require_clips,
 )
 from training.recipes.evaluate import accuracy_report, evaluate_on, predict
+from training.recipes.none_data import NoneSource
 from training.recipes.plots import plot_confusion, plot_history
+from training.recipes.stream_data import (
+    MIN_PRESENT_FRAMES,
+    NONE,
+    StreamTraining,
+    StreamWindowFeeder,
+    StreamWindows,
+    calibrate_threshold,
+    fixed_windows,
+    stream_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,11 @@ class ClassifyRecipe(BaseModel):
     # frame rate of the recordings, written into the exported card; None: the data's own
     # (a folder's manifest or option, else the dataset's), else 30
     fps: float | None = None
+    # Train on untrimmed recordings with a "none" class (training/recipes/stream_data.py)
+    stream: StreamTraining | None = None
+    # Trimmed clips plus a "none" class from other datasets (training/recipes/none_data.py)
+    none_data: list[NoneSource] = []
+    false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # none_data: calibration target
     loop: LoopConfig = LoopConfig()
 
     @model_validator(mode="after")
@@ -84,6 +100,10 @@ class ClassifyRecipe(BaseModel):
             raise ValueError("model.frames/persons must equal data.frames/persons")
         if self.feature_views and self.kind != "linear":
             raise ValueError("feature_views needs the frozen encoder of linear evaluation")
+        if self.stream is not None and self.none_data:
+            raise ValueError("stream training has its own none class: drop none_data")
+        if self.stream is not None and (self.feature_views or self.label_fraction < 1.0):
+            raise ValueError("stream training takes neither feature_views nor label_fraction")
         return self
 
 
@@ -212,8 +232,10 @@ def classifier_checkpoint(
     window: WindowSpec,
     metrics: dict[str, Any],
     pretrained_sha256: str | None = None,
+    decision: dict[str, Any] | None = None,
 ) -> ClassifierCheckpoint:
     """The hand-over to evaluation and export: everything the model card needs."""
+    stream = recipe.stream
     return ClassifierCheckpoint(
         head=recipe.kind,
         model=recipe.model,
@@ -224,7 +246,63 @@ def classifier_checkpoint(
         recipe=recipe.model_dump(mode="json"),
         metrics={k: metrics[k] for k in ("top1", "top5", "clips") if k in metrics},
         pretrained_sha256=pretrained_sha256,
+        none_label=NONE if stream is not None or recipe.none_data else None,
+        decision=decision,
+        stream_window_s=None if stream is None else stream.window_s,
     )
+
+
+def load_streams_of(cfg: DataConfig) -> Any:
+    from training.data.registry import load_streams
+
+    return load_streams(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
+
+
+def calibrate_on(
+    classifier: Classifier,
+    samples: list[Sample],
+    spec: WindowSpec,
+    none: int,
+    false_alarm_rate: float,
+    device: torch.device,
+) -> dict[str, Any] | None:
+    """The card's decision rule from ``samples`` (held out from training where the recipe can
+    hold any out); None without samples."""
+    from training.data.feeder import SkeletonFeeder
+
+    if not samples:
+        return None
+    logits = predict(classifier, SkeletonFeeder(samples, spec, train=False), device)
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    labels = np.array([s.label for s in samples])
+    return calibrate_threshold(probs, labels, none, false_alarm_rate)
+
+
+def stream_calibration(windows: StreamWindows, cfg: StreamTraining) -> list[Sample]:
+    """Windows of the held-out training videos, every ``eval_stride`` frames."""
+    return fixed_windows(
+        windows.calibration_streams, windows.lookup, windows.window_frames, cfg.tail_frames,
+        cfg.eval_stride, min_frames=min(MIN_PRESENT_FRAMES, windows.window_frames),
+    )  # fmt: skip
+
+
+def with_none_class(
+    data: SkeletonDataset, recipe: ClassifyRecipe, persons: int
+) -> tuple[SkeletonDataset, list[Sample]]:
+    """``data`` with a last class "none" trained on ``recipe.none_data``, and the clips the
+    decision rule is calibrated on: the held-out none clips and the training clips."""
+    from training.recipes.none_data import none_clips
+
+    fps = recipe.fps or data.fps or 30.0
+    none = none_clips(
+        recipe.none_data, data.layout, persons, fps, len(data.classes), recipe.loop.seed
+    )
+    log.info("none class: %d training clips, %d held out for calibration", len(none.train),
+             len(none.calibration))  # fmt: skip
+    extended = dataclasses.replace(
+        data, classes=[*data.classes, NONE], train=[*data.train, *none.train]
+    )
+    return extended, [*none.calibration, *data.train]
 
 
 def labelled(samples: list[Sample], recipe: ClassifyRecipe) -> list[Sample]:
@@ -247,15 +325,27 @@ def run_classify(
     from training.data.feeder import SkeletonFeeder
 
     seed_everything(recipe.loop.seed + ctx.rank)
-    data = load_data(recipe.data)
+    windows = None
+    if recipe.stream is not None:
+        windows = stream_windows(load_streams_of(recipe.data), recipe.stream, seed=recipe.loop.seed)
+        data = windows.dataset
+    else:
+        data = load_data(recipe.data)
     require_clips(data, test=True)
     model, data_cfg = fit_to_data(recipe.model, recipe.data, data)
     # resolved here, so the run's config (compared on resume) and the card say the rate used
     fps = recipe.fps or data.fps or DEFAULT_FPS
     recipe = recipe.model_copy(update={"model": model, "data": data_cfg, "fps": fps})
+    calibration: list[Sample] = []
+    if windows is not None and recipe.stream is not None:
+        calibration = stream_calibration(windows, recipe.stream)
+    elif recipe.none_data:
+        data, calibration = with_none_class(data, recipe, recipe.data.persons)
     window = recipe.data.window(data.layout)
     train_samples = labelled(data.train, recipe)
-    train = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
+    train: Dataset[Any] = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
+    if windows is not None and recipe.stream is not None:
+        train = StreamWindowFeeder(windows, recipe.stream, window, seed=recipe.loop.seed)
     test = SkeletonFeeder(data.test, window, train=False)
     classifier = build_classifier(
         recipe.model, recipe.kind, len(data.classes), dropout=recipe.dropout, hidden=recipe.hidden
@@ -279,6 +369,14 @@ def run_classify(
     history = loop.run(stop_after_epochs=stop_after_epochs)
     loop.close()
     report = task.last_eval or evaluate_on(classifier, data, window, ctx.device)
+    decision = None
+    if calibration:
+        rate = recipe.stream.false_alarm_rate if recipe.stream else recipe.false_alarm_rate
+        none = len(data.classes) - 1
+        decision = calibrate_on(classifier, calibration, window, none, rate, ctx.device)
+        if decision is not None and windows is not None:
+            decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
+        log.info("decision rule calibrated on training-split data: %s", decision)
     metrics = {
         **{k: v for k, v in report.items() if k != "confusion"},
         "protocol": recipe.kind,
@@ -289,6 +387,7 @@ def run_classify(
         "dataset": {"name": data.name, "benchmark": data.benchmark, "skipped": len(data.skipped)},
         "config": recipe.model_dump(mode="json"),
         "epochs_run": loop.state.epoch,
+        "decision": decision,
     }
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,6 +397,6 @@ def run_classify(
         plot_confusion(confusion, data.classes, out_dir / "confusion.png", title=title)
         if history:
             plot_history(history, out_dir / "curves.png", title=f"{recipe.kind}: {recipe.name}")
-        checkpoint = classifier_checkpoint(recipe, data, window, report, source_hash)
+        checkpoint = classifier_checkpoint(recipe, data, window, report, source_hash, decision)
         checkpoint.save(out_dir / CLASSIFIER_NAME, classifier.state_dict())
     return metrics

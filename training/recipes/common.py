@@ -21,7 +21,7 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str  # utd-mhad | nw-ucla | sbu | ntu | pku-mmd | folder
+    dataset: str  # utd-mhad | nw-ucla | sbu | ntu | pku-mmd | folder | folder-streams
     root: Path | None = None  # default: $MASKSEM_DATA_ROOT/<dataset folder>
     benchmark: str | None = None  # the dataset's default split when None
     options: dict[str, Any] = {}

@@ -49,11 +49,32 @@ def load_classifier(path: Path) -> tuple[Classifier, ClassifierCheckpoint]:
     return classifier.eval(), meta
 
 
-def load_source(source: DataSource, *, data_root: Path | None = None) -> SkeletonDataset:
-    """The dataset of ``source``. ``data_root`` replaces the datasets folder: a source without a
-    root is looked for under it, one with a root that is gone by its folder name in it."""
+def load_trained_data(
+    meta: ClassifierCheckpoint, *, data_root: Path | None = None
+) -> SkeletonDataset:
+    """The data a classifier was trained on: its source's clips; for a model trained on
+    untrimmed recordings (its recipe's ``stream`` section), the evaluation windows of the test
+    videos, labelled as in training."""
+    stream = meta.recipe.get("stream")
+    if not stream:
+        data: SkeletonDataset = load_source(meta.source, data_root=data_root)
+        if meta.recipe.get("none_data") and meta.none_label is not None:
+            # trained with a none class from other datasets: the test split is the data's
+            data.classes = [*data.classes, meta.none_label]
+        return data
+    from training.recipes.stream_data import StreamTraining, stream_windows
+
+    streams = load_source(meta.source, data_root=data_root, streams=True)
+    seed = int(meta.recipe.get("loop", {}).get("seed", 0))
+    return stream_windows(streams, StreamTraining.model_validate(stream), seed=seed).dataset
+
+
+def load_source(source: DataSource, *, data_root: Path | None = None, streams: bool = False) -> Any:
+    """The dataset of ``source`` (its whole recordings with ``streams``). ``data_root``
+    replaces the datasets folder: a source without a root is looked for under it, one with a
+    root that is gone by its folder name in it."""
     from training.data.errors import CorruptSampleError, DatasetError
-    from training.data.registry import DATASETS, load_dataset
+    from training.data.registry import DATASETS, load_dataset, load_streams
 
     root = None if source.root is None else Path(source.root)
     if data_root is not None:
@@ -64,7 +85,8 @@ def load_source(source: DataSource, *, data_root: Path | None = None) -> Skeleto
             root = entry.default_root(Path(data_root), source.benchmark or "", source.options)
     where = f"{source.dataset}" + (f" at {root}" if root is not None else "")
     try:
-        data = load_dataset(source.dataset, root, source.benchmark, **source.options)
+        load = load_streams if streams else load_dataset
+        data = load(source.dataset, root, source.benchmark, **source.options)
     except (DatasetError, CorruptSampleError, OSError) as err:
         raise EvaluationError(
             f"cannot load {where} ({source.benchmark or 'default split'}): {err}; pass the data's "
@@ -179,7 +201,7 @@ def evaluate_checkpoint(
         changes["benchmark"] = benchmark
     if options:
         changes["options"] = {**changes.get("options", source.options), **options}
-    data = load_source(source.model_copy(update=changes))
+    data = load_trained_data(meta.model_copy(update={"source": source.model_copy(update=changes)}))
     check_fits(meta, data, checkpoint)
     report = evaluate_on(classifier, data, meta.window_spec)
     if out is not None:

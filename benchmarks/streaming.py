@@ -1,0 +1,371 @@
+"""Continuous recognition on real untrimmed streams, through the real serving path.
+
+    python -m benchmarks.streaming [--interaction models/interaction.onnx]
+        [--gesture models/default.onnx] [--baseline-gesture PATH] [--splits xsub xview]
+
+Every test video of PKU-MMD (cross-subject and cross-view) is replayed frame by frame, with
+30 fps timestamps, into ``service.stream.StreamCore`` over the exported ONNX model
+(``service.engine.InferenceEngine``): both persons as two bodies, and the first person alone
+("actor"). The label a stream shows at each frame is scored against the instances
+(``benchmarks.stream_scoring``): frame accuracy and macro F1, mAP and F1 at temporal IoU 0.5,
+start latency, false alarms per background minute. ``shipped`` applies the model card's none
+label and decision rule; ``baseline`` is today's behaviour: every window shows its top action.
+
+The gesture model is replayed on streams of UTD-MHAD test clips (cross-subject, even subjects)
+separated by 4 s of PKU-MMD test-video background (first person, mapped to utd20); its
+baseline is the model given as ``--baseline-gesture`` (the trimmed-clip model), or the same
+model with the rule off. Writes benchmarks/results/streaming.json, a timeline plot and a
+RESULTS.md section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks.report import publish
+from benchmarks.stream_scoring import stream_scores
+from service.engine import EngineOptions, InferenceEngine
+from service.stream import Frame, Prediction, StreamConfig, StreamCore
+from skeleton.card import ModelCard
+from skeleton.clip import inference_window
+from skeleton.layouts import convert
+from training.data.registry import load_dataset, load_streams
+from training.data.streams import Stream, class_lookup
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+FPS = 30.0
+# The stream settings every replay uses (what a client would send in its WebSocket config).
+STREAM = {"stride": 4, "smoothing": 0.5, "hysteresis": 0.1, "min_frames": 16, "top_k": 1}
+GAP_S = 4.0  # background between two UTD-MHAD clips
+
+
+@dataclass
+class Shown:
+    """Per-frame label index and its probability shown for body 1 of one video."""
+
+    labels: NDArray[np.int64]
+    probability: NDArray[np.float64]
+
+
+class CachedInference:
+    """The engine's logits per distinct window, so replays that build the same windows (the
+    shipped and baseline variants, both bodies of a pair) run the model once."""
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        self.engine = engine
+        self.cache: dict[bytes, NDArray[np.float32]] = {}
+        self.runs = 0
+
+    def __call__(self, windows: NDArray[np.float32]) -> NDArray[np.float32]:
+        keys = [hashlib.blake2b(w.tobytes(), digest_size=16).digest() for w in windows]
+        missing = [i for i, k in enumerate(keys) if k not in self.cache]
+        if missing:
+            logits = self.engine.run(windows[missing])
+            self.runs += len(missing)
+            for i, row in zip(missing, logits, strict=True):
+                self.cache[keys[i]] = row
+        return np.stack([self.cache[k] for k in keys])
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+
+def replay(
+    data: NDArray[np.float32],
+    layout: str,
+    card: ModelCard,
+    infer: Callable[[NDArray[np.float32]], NDArray[np.float32]],
+    configs: Sequence[StreamConfig],
+) -> list[Shown]:
+    """Stream ``data`` (M, T, V, 3) frame by frame, persons as bodies 1..M (an all-zero person
+    is not in view), into one core per config; the labels body 1 shows at every frame."""
+    none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
+    frames = data.shape[1]
+    cores = [StreamCore(config, card) for config in configs]
+    shown = [np.full(frames, none, dtype=np.int64) for _ in cores]
+    prob = [np.zeros(frames, dtype=np.float64) for _ in cores]
+    current = [(none, 0.0) for _ in cores]
+    present = (data != 0).any(axis=(2, 3))  # (M, T)
+    for t in range(frames):
+        bodies = {m + 1: data[m, t] for m in range(data.shape[0]) if present[m, t]}
+        frame = Frame(t / FPS, bodies)
+        for c, core in enumerate(cores):
+            for event in core.process(frame, infer):
+                if isinstance(event, Prediction) and event.body == 1:
+                    current[c] = (card.labels.index(event.label), event.probability)
+            if 1 not in core.bodies:
+                current[c] = (none, 0.0)
+            shown[c][t], prob[c][t] = current[c]
+    return [Shown(s, p) for s, p in zip(shown, prob, strict=True)]
+
+
+def truth_labels(stream: Stream, lookup: NDArray[np.int64]) -> NDArray[np.int64]:
+    out: NDArray[np.int64] = lookup[stream.frame_labels()]
+    return out
+
+
+def pku_rows(
+    engine: InferenceEngine, splits: Sequence[str], limit: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    card = engine.card
+    infer = CachedInference(engine)
+    assert card.none_label is not None, "the interaction model's card names no none label"
+    none = card.labels.index(card.none_label)
+    configs = [
+        StreamConfig(layout="ntu25", fps=FPS, **STREAM),
+        StreamConfig(layout="ntu25", fps=FPS, decision="off", **STREAM),
+    ]
+    rows: list[dict[str, Any]] = []
+    timeline: dict[str, Any] = {}
+    trimmed = trimmed_top1(engine, "pku-mmd")
+    for split in splits:
+        data = load_streams("pku-mmd", benchmark=split)
+        _, lookup = class_lookup(data.classes, list(card.labels[:none]))
+        videos = data.test[:limit] if limit else data.test
+        truth = [truth_labels(v, lookup) for v in videos]
+        for persons in ("both", "actor"):
+            results: list[list[Shown]] = []
+            started = time.perf_counter()
+            for video in videos:
+                clip = video.data if persons == "both" else video.data[:1]
+                results.append(replay(clip, "ntu25", card, infer, configs))
+                infer.clear()
+            seconds = time.perf_counter() - started
+            for variant, index in (("shipped", 0), ("baseline", 1)):
+                shown = [r[index] for r in results]
+                scores = stream_scores(
+                    truth, [s.labels for s in shown], [s.probability for s in shown], none, FPS
+                )
+                rows.append(
+                    {
+                        "model": card.name,
+                        "split": split,
+                        "persons": persons,
+                        "variant": variant,
+                        **scores,
+                        "trimmed_top1": trimmed,
+                        "videos": len(videos),
+                        "replay_seconds": round(seconds, 1),
+                    }
+                )
+                print(json.dumps(rows[-1]), file=sys.stderr)
+            if split == splits[0] and persons == "both":
+                timeline = {
+                    "video": videos[0].name,
+                    "truth": truth[0],
+                    "shipped": results[0][0].labels,
+                    "baseline": results[0][1].labels,
+                    "labels": card.labels,
+                    "none": none,
+                }
+    return rows, timeline
+
+
+def trimmed_top1(engine: InferenceEngine, dataset: str) -> float:
+    """Top-1 on the trimmed test clips of ``dataset`` whose class the model knows (the offline
+    reference), through ``inference_window`` as REST serves a clip."""
+    card = engine.card
+    data = load_dataset(dataset)
+    known = {name: i for i, name in enumerate(card.labels)}
+    clips = [(s, known[data.classes[s.label]]) for s in data.test if data.classes[s.label] in known]
+    windows = np.stack(
+        [inference_window(convert(s.data, data.layout, card.layout), card.window) for s, _ in clips]
+    )
+    logits = np.concatenate([engine.run(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+    labels = np.array([label for _, label in clips])
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def utd_background(chunks: int, seed: int = 0) -> list[NDArray[np.float32]]:
+    """``chunks`` pieces of GAP_S seconds of PKU-MMD cross-subject test-video background (no
+    instance), first person, in utd20 joints and axes."""
+    data = load_streams("pku-mmd", benchmark="xsub")
+    length = int(GAP_S * FPS)
+    pieces: list[NDArray[np.float32]] = []
+    for video in data.test:
+        labels = video.frame_labels()
+        present = (video.data[0] != 0).any(axis=(1, 2))
+        free = (labels == 0) & present
+        start = 0
+        while start + length <= video.frames:
+            if free[start : start + length].all():
+                pieces.append(convert(video.data[:1, start : start + length], "ntu25", "utd20"))
+                start += length
+            else:
+                start += 1
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pieces))
+    return [pieces[order[i % len(pieces)]] for i in range(chunks)]
+
+
+def utd_streams(per_stream: int = 27) -> tuple[list[Any], list[Any]]:
+    """Streams of UTD-MHAD test clips, each clip followed by GAP_S s of background; with the
+    per-frame truth (class index in the UTD-MHAD label order; 27 = none)."""
+    data = load_dataset("utd-mhad")
+    clips, none = data.test, len(data.classes)
+    gaps = utd_background(len(clips) + 1)
+    streams, truths = [], []
+    for first in range(0, len(clips), per_stream):
+        parts, truth = [gaps[first]], [np.full(gaps[first].shape[1], none)]
+        for i, sample in enumerate(clips[first : first + per_stream]):
+            gap = gaps[first + i + 1]
+            parts += [sample.data, gap]
+            truth += [np.full(sample.data.shape[1], sample.label), np.full(gap.shape[1], none)]
+        streams.append(np.concatenate(parts, axis=1))
+        truths.append(np.concatenate(truth))
+    return streams, truths
+
+
+def gesture_rows(
+    engine: InferenceEngine, baseline: InferenceEngine | None, limit: int | None
+) -> list[dict[str, Any]]:
+    streams, truths = utd_streams()
+    if limit:
+        streams, truths = streams[:limit], truths[:limit]
+    rows = []
+    runs = [("shipped", engine, "card")]
+    runs.append(("baseline", baseline, "card") if baseline else ("baseline", engine, "off"))
+    for variant, model, decision in runs:
+        assert model is not None
+        card = model.card
+        config = StreamConfig(layout="utd20", fps=FPS, decision=decision, **STREAM)
+        infer = CachedInference(model)
+        none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
+        shown = []
+        for stream in streams:
+            (result,) = replay(stream, "utd20", card, infer, [config])
+            infer.clear()
+            # the model's label indices in UTD-MHAD order; none -> 27
+            mapped = np.where(result.labels == none, 27, result.labels)
+            shown.append(Shown(mapped, result.probability))
+        scores = stream_scores(
+            truths, [s.labels for s in shown], [s.probability for s in shown], 27, FPS
+        )
+        rows.append(
+            {
+                "model": card.name,
+                "split": "utd-streams",
+                "persons": "actor",
+                "variant": variant,
+                **scores,
+                "trimmed_top1": trimmed_top1(model, "utd-mhad"),
+                "videos": len(streams),
+            }
+        )
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, none = timeline["labels"], timeline["none"]
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(3, 1, figsize=(14, 3.6), sharex=True)
+    for ax, key, title in zip(
+        axes, ("truth", "shipped", "baseline"),
+        ("ground truth", "shown (card rule)", "shown (baseline: no none)"), strict=True,
+    ):  # fmt: skip
+        series = np.asarray(timeline[key])
+        for label in range(len(labels)):
+            if label == none:
+                continue
+            name = labels[label] if key == "truth" else None
+            seconds = np.arange(len(series)) / FPS
+            ax.fill_between(
+                seconds, 0, 1, where=series == label, color=colours(label), step="mid", label=name
+            )
+        ax.set_yticks([])
+        ax.set_ylabel(title, rotation=0, ha="right", va="center")
+    axes[-1].set_xlabel("seconds")
+    axes[0].set_title(f"PKU-MMD {timeline['video']} (cross-subject test): white = none")
+    fig.legend(loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
+    head = (
+        "| model | split | persons | variant | mAP@0.5 | F1@0.5 | frame acc | frame macro F1 "
+        "| latency median / p90 (s) | missed | false alarms / bg min | trimmed top-1 |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    body = "".join(
+        f"| {r['model']} | {r['split']} | {r['persons']} | {r['variant']} | {r['map_iou50']:.3f} "
+        f"| {r['f1_iou50']:.3f} | {r['frame_accuracy']:.3f} | {r['frame_macro_f1']:.3f} "
+        f"| {r['latency_median_s']:.2f} / {r['latency_p90_s']:.2f} | {r['missed_share']:.3f} "
+        f"| {r['false_alarms_per_min']:.2f} | {r['trimmed_top1']:.3f} |\n"
+        for r in rows
+    )
+    settings = ", ".join(f"{k} {v}" for k, v in STREAM.items())
+    return (
+        "## Continuous recognition on untrimmed streams\n\n"
+        f"`{command}` ({machine}). Every test video replayed at 30 fps through `StreamCore` and "
+        f"the exported ONNX model (stream settings: {settings}). `shipped`: the card's none "
+        "label and decision rule; `baseline`: every window shows its top action (today's "
+        "behaviour). `actor`: only the first person is sent. `utd-streams`: UTD-MHAD test "
+        f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"
+        + head
+        + body
+        + "\n![timeline](results/streaming_timeline.png)\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interaction", type=Path, default=ROOT / "models" / "interaction.onnx")
+    parser.add_argument("--gesture", type=Path, default=ROOT / "models" / "default.onnx")
+    parser.add_argument("--baseline-gesture", type=Path, default=None)
+    parser.add_argument("--splits", nargs="+", default=["xsub", "xview"])
+    parser.add_argument("--limit", type=int, default=None, help="videos per split (quick runs)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "streaming.json")
+    args = parser.parse_args(argv)
+    options = EngineOptions(intra_op_threads=args.threads)
+    rows: list[dict[str, Any]] = []
+    timeline: dict[str, Any] = {}
+    if args.interaction.is_file():
+        pku, timeline = pku_rows(
+            InferenceEngine(args.interaction, options), args.splits, args.limit
+        )
+        rows += pku
+    if args.gesture.is_file():
+        baseline = (
+            InferenceEngine(args.baseline_gesture, options) if args.baseline_gesture else None
+        )
+        rows += gesture_rows(InferenceEngine(args.gesture, options), baseline, args.limit)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} onnxruntime threads"
+    command = "python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:])
+    if timeline:
+        plot_timeline(timeline, args.out.with_name("streaming_timeline.png"))
+    result = {
+        "command": command.strip(),
+        "machine": machine,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "stream_settings": STREAM,
+        "rows": rows,
+    }
+    publish("streaming", result, args.out, markdown(rows, command.strip(), machine))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Classification on untrimmed recordings: windows cut from streams, labelled causally, with a
+"none" class for every frame that shows none of the model's classes.
+
+Training windows are drawn afresh each epoch at random ends over every frame of the training
+videos (``background_share`` sets how many end in background); evaluation windows end every
+``eval_stride`` frames of the test videos. A share of the training videos is held out from the
+gradient (``calibration_share``): the decision rule of the model card is calibrated on them,
+so it never sees the test split and is not fitted on windows the model was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import Dataset
+
+from skeleton.clip import WindowSpec, training_window
+from training.data.streams import (
+    Stream,
+    StreamDataset,
+    causal_labels,
+    class_lookup,
+    sample_window_ends,
+    usable_ends,
+    window_bounds,
+)
+from training.data.types import Sample, SkeletonDataset
+
+NONE = "none"
+# A window is used when the first person shows in at least this many of its frames (a live
+# stream starts classifying a body after StreamConfig.min_frames frames; this is far fewer).
+MIN_PRESENT_FRAMES = 8
+
+
+class StreamTraining(BaseModel):
+    """How a classification recipe trains on untrimmed recordings (``stream:`` in a recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: float = Field(2.0, gt=0)  # seconds of recording per window; the card's stream window
+    classes: list[str] | None = None  # dataset classes the model learns; others become none
+    tail_frames: int = Field(8, ge=1)  # causal label: the majority of the newest frames
+    background_share: float | None = Field(0.5, ge=0.0, le=1.0)  # None: the recordings' own mix
+    windows_per_epoch: int = Field(4096, ge=1)
+    drop_second_person: float = Field(0.0, ge=0.0, le=1.0)  # training: second person zeroed
+    eval_stride: int = Field(15, ge=1)  # frames between evaluation windows
+    calibration_share: float = Field(0.1, ge=0.0, lt=1.0)  # training videos held out
+    false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # calibration target, per window
+
+
+@dataclass
+class StreamWindows:
+    """Everything a classification run needs from a stream dataset."""
+
+    dataset: SkeletonDataset  # classes = model labels; test = evaluation windows
+    train_streams: list[Stream]
+    calibration_streams: list[Stream]
+    lookup: NDArray[np.int64]  # frame label -> model class
+    window_frames: int
+
+
+def split_calibration(
+    streams: Sequence[Stream], share: float, seed: int
+) -> tuple[list[Stream], list[Stream]]:
+    """(training, calibration) videos: a random ``share`` of the videos, at least one when the
+    share is positive, is held out."""
+    if share <= 0.0 or len(streams) < 2:
+        return list(streams), []
+    count = min(len(streams) - 1, max(1, round(len(streams) * share)))
+    held = set(np.random.default_rng(seed).choice(len(streams), size=count, replace=False))
+    return (
+        [s for i, s in enumerate(streams) if i not in held],
+        [s for i, s in enumerate(streams) if i in held],
+    )
+
+
+def fixed_windows(
+    streams: Sequence[Stream],
+    lookup: NDArray[np.int64],
+    window_frames: int,
+    tail: int,
+    stride: int,
+    *,
+    min_frames: int = 1,
+) -> list[Sample]:
+    """Windows ending every ``stride`` frames of each stream (views, no copy), labelled with
+    the model class of their causal label; windows with fewer than ``min_frames`` frames that
+    show the first person are left out."""
+    samples: list[Sample] = []
+    for stream in streams:
+        labels = lookup[causal_labels(stream.frame_labels(), tail)]
+        usable = usable_ends(stream, window_frames, min_frames)
+        for end in range(min(min_frames, stream.frames) - 1, stream.frames, stride):
+            start, stop = window_bounds(end, window_frames)
+            window = stream.data[:, start:stop]
+            if usable[end]:
+                samples.append(
+                    Sample(f"{stream.name}@{end}", window, int(labels[end]), stream.subject)
+                )
+    return samples
+
+
+def stream_windows(data: StreamDataset, cfg: StreamTraining, *, seed: int) -> StreamWindows:
+    labels, lookup = class_lookup(data.classes, cfg.classes)
+    window_frames = max(1, round(cfg.window_s * data.fps))
+    train, calibration = split_calibration(data.train, cfg.calibration_share, seed)
+    least = min(MIN_PRESENT_FRAMES, window_frames)
+    test = fixed_windows(
+        data.test, lookup, window_frames, cfg.tail_frames, cfg.eval_stride, min_frames=least
+    )
+    summary = fixed_windows(
+        train, lookup, window_frames, cfg.tail_frames, window_frames, min_frames=least
+    )
+    dataset = SkeletonDataset(
+        name=data.name,
+        layout=data.layout,
+        classes=labels,
+        train=summary,  # one window per window length: counts only, training redraws
+        test=test,
+        skipped=list(data.skipped),
+        benchmark=data.benchmark,
+        fps=data.fps,  # the card's frame rate: a folder of recordings may not be at 30 fps
+    )
+    return StreamWindows(dataset, train, calibration, lookup, window_frames)
+
+
+class StreamWindowFeeder(Dataset[tuple[torch.Tensor, int]]):
+    """Training windows cut at random ends of the streams, redrawn every epoch.
+
+    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``, as in ``SkeletonFeeder``, so a
+    resumed run sees the same windows.
+    """
+
+    def __init__(
+        self,
+        windows: StreamWindows,
+        cfg: StreamTraining,
+        spec: WindowSpec,
+        *,
+        seed: int = 0,
+    ) -> None:
+        self.streams = windows.train_streams
+        self.lookup = windows.lookup
+        self.window_frames = windows.window_frames
+        self.cfg, self.spec, self.seed = cfg, spec, seed
+        self.labels = [lookup_labels(s, self.lookup, cfg.tail_frames) for s in self.streams]
+        self.epoch = 0
+        self._ends = self._draw(0)
+
+    def _draw(self, epoch: int) -> list[tuple[int, int]]:
+        rng = np.random.default_rng((self.seed, epoch, 2**31))
+        return sample_window_ends(
+            self.streams,
+            self.cfg.windows_per_epoch,
+            rng,
+            min_frames=min(MIN_PRESENT_FRAMES, self.window_frames),
+            length=self.window_frames,
+            background_share=self.cfg.background_share,
+            tail=self.cfg.tail_frames,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self._ends = epoch, self._draw(epoch)
+
+    def __len__(self) -> int:
+        return self.cfg.windows_per_epoch
+
+    def window(self, index: int) -> tuple[NDArray[np.float32], int]:
+        stream_index, end = self._ends[index]
+        stream = self.streams[stream_index]
+        start, stop = window_bounds(end, self.window_frames)
+        raw = stream.data[:, start:stop]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        if raw.shape[0] > 1 and rng.random() < self.cfg.drop_second_person:
+            raw = raw.copy()
+            raw[1:] = 0.0
+        where = f"{stream.name} frames {start}-{stop}"
+        return training_window(raw, self.spec, rng, where=where), int(
+            self.labels[stream_index][end]
+        )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        window, label = self.window(index)
+        return torch.from_numpy(np.ascontiguousarray(window)), label
+
+
+def lookup_labels(stream: Stream, lookup: NDArray[np.int64], tail: int) -> NDArray[np.int64]:
+    """The model class of the window ending at each frame of ``stream``."""
+    out: NDArray[np.int64] = lookup[causal_labels(stream.frame_labels(), tail)]
+    return out
+
+
+def calibrate_threshold(
+    probs: NDArray[np.floating], labels: NDArray[np.integer], none: int, false_alarm_rate: float
+) -> dict[str, Any]:
+    """The decision rule of the card: show the top class when it is not ``none`` and its
+    probability reaches ``threshold``, else ``none``. The threshold is the lowest on a 0.01
+    grid at which at most ``false_alarm_rate`` of the background windows (label ``none``)
+    would show an action; the rule's recall on action windows at it is recorded beside."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    top = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    background = labels == none
+    action = ~background
+    chosen = None
+    for threshold in np.round(np.arange(0.0, 1.0101, 0.01), 2):
+        shown = (top != none) & (confidence >= threshold)
+        rate = float(shown[background].mean()) if background.any() else 0.0
+        if rate <= false_alarm_rate:
+            correct = shown & (top == labels)
+            recall = float(correct[action].mean()) if action.any() else 0.0
+            chosen = {
+                "rule": "top_probability",
+                "threshold": float(threshold),
+                "background_window_false_alarm_rate": rate,
+                "action_window_recall": recall,
+            }
+            break
+    if chosen is None:  # unreachable: a threshold above 1 shows nothing
+        raise ValueError("no threshold keeps the false alarms under the target")
+    return {
+        **chosen,
+        "target_false_alarm_rate": false_alarm_rate,
+        "calibration_windows": int(len(labels)),
+        "calibration_background_windows": int(background.sum()),
+    }
