@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from masksem import cli_export, cli_serve, cli_train
@@ -57,20 +56,25 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("MASKSEM_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="masksem", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except click.exceptions.Abort:
+        # standalone_mode=False: errors come here (one line each) instead of typer's panel
+        status = app(args=args, prog_name="masksem", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
-    except user_errors() as err:
-        if debug:
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as err:
+        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(code, int):  # a usage error: typer's own message
+            show()
+            sys.exit(code)
+        if debug or not isinstance(err, user_errors()):
             raise
         command = next((a for a in args if not a.startswith("-")), "masksem")
         print(f"masksem {command}: error: {one_line(err)} (--debug shows where)", file=sys.stderr)
         sys.exit(2)
+    # in this mode an Exit(code) inside a command comes back as the return value
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

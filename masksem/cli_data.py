@@ -29,7 +29,7 @@ def prepare_ntu_command(
     raw: Path = typer.Option(
         ..., "--raw", help="Folder holding the .skeleton files (searched recursively)."
     ),
-    out: Path = typer.Option(..., "--out", help="The .npz file to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="The .npz file to write."),
     benchmark: NtuBenchmarkName = typer.Option(NtuBenchmarkName.xsub, "--benchmark"),
     missing: Path | None = typer.Option(
         None,

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -25,7 +26,12 @@ def quiet(on: bool) -> Iterator[None]:
     for logger in noisy:
         logger.setLevel(logging.ERROR)
     try:
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        with (
+            open(os.devnull, "w") as sink,
+            contextlib.redirect_stdout(sink),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's deprecations
             yield
     finally:
         for logger, level in zip(noisy, levels, strict=True):

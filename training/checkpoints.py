@@ -232,8 +232,10 @@ def _load(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     try:
         raw = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises pickle, zip and runtime errors alike
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(
+            f"{path}: not a masksem checkpoint (torch.load refuses it: {type(err).__name__}); "
+            "give a classifier.pt, encoder.pt or checkpoint.pt that masksem wrote"
+        ) from err
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a masksem checkpoint")
     version = raw.get("version")

@@ -61,16 +61,31 @@ def shutdown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
+def finish_together(ctx: DistContext) -> None:
+    """Return on every rank only once every rank has finished all of its collective work.
+
+    A gloo barrier alone does not give that: its last message may still be on its way to a
+    peer when the rank that sent it returns, destroys the group and exits, and the peer's
+    barrier then fails with "Connection closed by peer". So after the barrier each rank
+    also checks in at the rendezvous store (torchrun's agent holds it, not a rank) and waits
+    for the others there: when that returns, no gloo operation is in flight anywhere."""
+    if not ctx.distributed:
+        return
+    dist.barrier()
+    store = dist.distributed_c10d._get_default_store()
+    store.set(f"masksem/finished/{ctx.rank}", "1")
+    store.wait([f"masksem/finished/{rank}" for rank in range(ctx.world_size)])
+
+
 @contextmanager
 def process_group(device: str = "auto") -> Iterator[DistContext]:
     """Join (and always leave) the process group for the length of a run."""
     ctx = init_distributed(device)
     try:
         yield ctx
-        # Every rank arrives before any tears its gloo connections down: a rank that destroys
-        # the group while its peer still finishes (rank 0 writes the last checkpoint and plots)
-        # can make the peer's transport threads abort at exit. Not on an error: a failed rank's
-        # peers would wait for it until the timeout.
-        barrier(ctx)
+        # Every rank is done before any tears its gloo connections down (rank 0 still writes
+        # the last checkpoint and plots while the others wait). Not on an error: a failed
+        # rank's peers would wait for it until the timeout.
+        finish_together(ctx)
     finally:
         shutdown(ctx)

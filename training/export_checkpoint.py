@@ -38,7 +38,7 @@ from training.recipes.evaluate import (
     check_fits,
     load_trained_data,
     predict,
-    test_split,
+    split_windows,
 )
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def export_checkpoint(
     try:
         data = load_trained_data(meta, data_root=data_root)
         check_fits(meta, data, checkpoint)
-        split = test_split(data, window, limit)
+        split = split_windows(data, window, limit)
     except EvaluationError as err:
         raise ExportError(str(err)) from err
     windows, labels = split.windows, split.labels

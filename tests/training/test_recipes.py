@@ -58,7 +58,7 @@ def pretrain_recipe(tmp_path: Path, **changes: object) -> Path:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return TrainingState.read(path).model
 
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -283,7 +283,7 @@ def test_extra_data_adds_another_datasets_clips_on_the_main_layout(tmp_path: Pat
         pretrain_recipe(tmp_path, name="pooled", loop=loop, extra_data=[source]), PretrainRecipe
     )
     steps = [
-        torch.load(run_pretrain(recipe, tmp_path / recipe.name, CPU), weights_only=False)["step"]
+        TrainingState.read(run_pretrain(recipe, tmp_path / recipe.name, CPU)).step
         for recipe in (alone, pooled)
     ]
     assert steps == [24 // 8, (24 + 16) // 8]

@@ -4,6 +4,7 @@ order that does not fit the declared layout named at load."""
 
 from __future__ import annotations
 
+import logging
 import lzma
 import os
 import subprocess
@@ -13,15 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from masksem.cli_data import data_app
 from skeleton.layouts import get_layout
 from training.checkpoints import CheckpointError, ClassifierCheckpoint, EncoderCheckpoint
 from training.data.folder import write_folder
 from training.data.layout_check import check_layout
 from training.data.registry import load_dataset
-from training.data.types import SkeletonDataset
+from training.data.types import Sample, SkeletonDataset
 from training.recipes.plots import plot_history
 
 # MSR Action3D's own joint order, as the issue's user declared it: ucla20 (wrongly).
@@ -102,11 +101,9 @@ def test_a_folder_without_a_test_split_is_refused_before_training(
 
 def test_data_stats_of_an_empty_folder_exits_2(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_text("path,label,subject\nclips/gone.npy,wave,1\n")
-    result = CliRunner().invoke(
-        data_app, ["stats", "folder", "--root", str(tmp_path), "--option", "layout=utd20"]
-    )
-    assert result.exit_code == 2
-    assert "holds no readable sequence; 1 skipped" in result.output
+    result = masksem("data", "stats", "folder", "--root", str(tmp_path), "--option", "layout=utd20")
+    assert result.returncode == 2
+    assert "holds no readable sequence; 1 skipped" in result.stderr
 
 
 def test_the_wrong_joint_order_is_named_for_a_real_clip(ucla_dataset: SkeletonDataset) -> None:
@@ -143,3 +140,25 @@ def test_curves_show_test_accuracy_logged_every_few_epochs(tmp_path: Path) -> No
     history[9]["test_top1"] = 0.6
     panels = plot_history(history, tmp_path / "curves.png", title="t")
     assert panels == ["loss", "test_top1"]
+
+
+def test_loading_a_folder_in_the_wrong_order_warns_naming_joints(
+    ucla_dataset: SkeletonDataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layout = get_layout("ucla20")
+    as_msr = [layout.joints.index(name) for name in MSR_ORDER]
+    clips = ucla_dataset.train[:6] + ucla_dataset.test[:2]
+    permuted = [Sample(s.name, s.data[:, :, as_msr].copy(), s.label, s.subject) for s in clips]
+    mine = SkeletonDataset("msr", "ucla20", ucla_dataset.classes, permuted[:6], permuted[6:])
+    write_folder(mine, tmp_path / "msr")
+    with caplog.at_level(logging.WARNING, logger="training.data.layout_check"):
+        load_dataset("folder", tmp_path / "msr", layout="ucla20")
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "do not look like ucla20" in warning and "suspect joints" in warning
+    assert "Elbow" in warning or "Wrist" in warning
+    caplog.clear()
+    right = SkeletonDataset("ucla", "ucla20", ucla_dataset.classes, clips[:6], clips[6:])
+    write_folder(right, tmp_path / "ucla")
+    with caplog.at_level(logging.WARNING, logger="training.data.layout_check"):
+        load_dataset("folder", tmp_path / "ucla", layout="ucla20")
+    assert not caplog.records

@@ -21,7 +21,12 @@ from tqdm import tqdm
 from skeleton.card import sha256_of
 from skeleton.clip import WindowSpec
 from skeleton.layouts import can_map, joint_map
-from training.checkpoints import ClassifierCheckpoint, EncoderCheckpoint, HeadConfig
+from training.checkpoints import (
+    DEFAULT_FPS,
+    ClassifierCheckpoint,
+    EncoderCheckpoint,
+    HeadConfig,
+)
 from training.data.types import Sample, SkeletonDataset
 from training.distributed import DistContext
 from training.loop import LoopConfig, TrainingLoop, seed_everything
@@ -328,7 +333,9 @@ def run_classify(
         data = load_data(recipe.data)
     require_clips(data, test=True)
     model, data_cfg = fit_to_data(recipe.model, recipe.data, data)
-    recipe = recipe.model_copy(update={"model": model, "data": data_cfg})
+    # resolved here, so the run's config (compared on resume) and the card say the rate used
+    fps = recipe.fps or data.fps or DEFAULT_FPS
+    recipe = recipe.model_copy(update={"model": model, "data": data_cfg, "fps": fps})
     calibration: list[Sample] = []
     if windows is not None and recipe.stream is not None:
         calibration = stream_calibration(windows, recipe.stream)

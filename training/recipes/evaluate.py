@@ -27,7 +27,7 @@ class EvaluationError(ValueError):
 
 
 @dataclass(frozen=True)
-class TestSplit:
+class WindowedSplit:
     """Test windows exactly as the service builds them (``inference_window``), with labels."""
 
     data: SkeletonDataset
@@ -105,14 +105,16 @@ def check_fits(meta: ClassifierCheckpoint, data: SkeletonDataset, checkpoint: Pa
         )
 
 
-def test_split(data: SkeletonDataset, window: WindowSpec, limit: int | None = None) -> TestSplit:
+def split_windows(
+    data: SkeletonDataset, window: WindowSpec, limit: int | None = None
+) -> WindowedSplit:
     """The test clips through ``inference_window`` (the serving path), and their labels."""
     samples = data.test[:limit] if limit else data.test
     if not samples:
         raise EvaluationError(no_test_clips(data))
     windows = np.stack([inference_window(s.data, window, where=s.name) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
-    return TestSplit(data, windows.astype(np.float32, copy=False), labels)
+    return WindowedSplit(data, windows.astype(np.float32, copy=False), labels)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ counts every drop and evicts every body, as it does for the WebSocket route.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -19,10 +20,11 @@ import rclpy
 from builtin_interfaces.msg import Time
 from masksem_msgs.msg import ActionPrediction, ActionPredictionArray, SkeletonArray
 from pydantic import ValidationError
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -49,6 +51,9 @@ from service.stream import (
 )
 from skeleton.card import CardError
 from skeleton.layouts import LayoutError
+
+#: Longest the executor waits before the node looks at a stop request (SIGINT, SIGTERM).
+STOP_POLL_S = 0.1
 
 
 class ActionNode(Node):
@@ -281,7 +286,19 @@ class ActionNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    rclpy.init(args=argv)
+    # SIGINT and SIGTERM are ours, not rclpy's: with rclpy's handlers the wake-up of the
+    # executor's wait was sometimes lost (rclpy 9.1, Fast DDS: about one SIGINT in five left
+    # the node blocked in wait_for_ready_callbacks with no timeout until a second SIGINT).
+    # Here a signal only sets an event, and the executor waits at most STOP_POLL_S at a time,
+    # so the node stops within that whatever the middleware does with the signal.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
     try:
         node = ActionNode()
     except (  # a wrong parameter or model: say which, no traceback
@@ -296,12 +313,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"masksem action node: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
         node.close()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 
