@@ -341,16 +341,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="videos per split (quick runs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "streaming.json")
+    parser.add_argument(
+        "--only", choices=("interaction", "gesture"), default=None,
+        help="re-run one model's rows; the other model's rows are kept from --out",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     options = EngineOptions(intra_op_threads=args.threads)
     rows: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
-    if args.interaction.is_file():
+    if args.only and args.out.is_file():
+        kept = "utd-streams" if args.only == "interaction" else None
+        previous = json.loads(args.out.read_text())["rows"]
+        rows = [r for r in previous if (r["split"] == "utd-streams") == (kept is not None)]
+    if args.only != "gesture" and args.interaction.is_file():
         pku, timeline = pku_rows(
             InferenceEngine(args.interaction, options), args.splits, args.limit
         )
-        rows += pku
-    if args.gesture.is_file():
+        rows = pku + rows
+    if args.only != "interaction" and args.gesture.is_file():
         baseline = (
             InferenceEngine(args.baseline_gesture, options) if args.baseline_gesture else None
         )

@@ -67,7 +67,9 @@ def test_metrics_follow_the_traffic(tiny_model: TinyModel) -> None:
     batches = value(after, "masksem_batch_size_count")
     windows = value(after, "masksem_batch_size_sum")
     assert batches == value(after, "masksem_inference_seconds_count") > 0
-    assert windows >= 16 + 4 and batches < windows  # some calls carried several windows
+    # the tiny model takes two persons: bodies 1 and 2 are one pair, one window per due stride
+    # reported for both bodies (4 predictions from 2 windows)
+    assert windows >= 16 + 2 and batches < windows  # some calls carried several windows
     assert value(after, "masksem_queue_wait_seconds_count") >= 16 + 2
     info = [k for k in after if k[0] == "masksem_model_info"]
     labels = dict(info[0][1])
