@@ -178,6 +178,19 @@ def pku_rows(
     return rows, timeline
 
 
+def annotate_seen_videos(rows: list[dict[str, Any]], card: ModelCard) -> None:
+    """Add to each PKU-MMD row how many of its test videos were training videos of the model
+    (a model trained on the cross-subject split has seen most cross-view test videos: their
+    other-subject recordings from the same sensor, and the same scenes from the other two)."""
+    source = card.training.get("source") or {}
+    trained = load_streams("pku-mmd", benchmark=source.get("benchmark") or "xsub")
+    seen = {s.name for s in trained.train}
+    for row in rows:
+        if row["model"] == card.name and row["split"] in ("xsub", "xview"):
+            test = load_streams("pku-mmd", benchmark=row["split"]).test[: row["videos"]]
+            row["test_videos_in_training"] = sum(v.name in seen for v in test)
+
+
 def trimmed_top1(engine: InferenceEngine, dataset: str) -> float:
     """Top-1 on the trimmed test clips of ``dataset`` whose class the model knows (the offline
     reference), through ``inference_window`` as REST serves a clip."""
@@ -308,14 +321,16 @@ def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
 def markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
     head = (
         "| model | split | persons | variant | mAP@0.5 | F1@0.5 | frame acc | frame macro F1 "
-        "| latency median / p90 (s) | missed | false alarms / bg min | trimmed top-1 |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| latency median / p90 (s) | missed | false alarms / bg min | trimmed top-1 "
+        "| test videos seen in training |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     )
     body = "".join(
         f"| {r['model']} | {r['split']} | {r['persons']} | {r['variant']} | {r['map_iou50']:.3f} "
         f"| {r['f1_iou50']:.3f} | {r['frame_accuracy']:.3f} | {r['frame_macro_f1']:.3f} "
         f"| {r['latency_median_s']:.2f} / {r['latency_p90_s']:.2f} | {r['missed_share']:.3f} "
-        f"| {r['false_alarms_per_min']:.2f} | {r['trimmed_top1']:.3f} |\n"
+        f"| {r['false_alarms_per_min']:.2f} | {r['trimmed_top1']:.3f} "
+        f"| {r.get('test_videos_in_training', '-')} of {r['videos']} |\n"
         for r in rows
     )
     settings = ", ".join(f"{k} {v}" for k, v in STREAM.items())
@@ -363,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             InferenceEngine(args.baseline_gesture, options) if args.baseline_gesture else None
         )
         rows += gesture_rows(InferenceEngine(args.gesture, options), baseline, args.limit)
+    if args.interaction.is_file():
+        annotate_seen_videos(rows, InferenceEngine(args.interaction, options).card)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} onnxruntime threads"
     command = "python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:])
     if timeline:
