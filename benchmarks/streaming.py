@@ -318,7 +318,7 @@ def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
+def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str) -> str:
     head = (
         "| model | split | persons | variant | mAP@0.5 | F1@0.5 | frame acc | frame macro F1 "
         "| latency median / p90 (s) | missed | false alarms / bg min | trimmed top-1 "
@@ -334,9 +334,12 @@ def markdown(rows: list[dict[str, Any]], command: str, machine: str) -> str:
         for r in rows
     )
     settings = ", ".join(f"{k} {v}" for k, v in STREAM.items())
+    ran = "; ".join(f"{model} rows: `{c}`" for model, c in commands.items())
     return (
         "## Continuous recognition on untrimmed streams\n\n"
-        f"`{command}` ({machine}). Every test video replayed at 30 fps through `StreamCore` and "
+        f"{ran} ({machine}). The gesture baseline is the trimmed-clip default model before the "
+        "none class (`git show 18dcd1b:models/default.onnx`, and its `default.card.json`). "
+        "Every test video replayed at 30 fps through `StreamCore` and "
         f"the exported ONNX model (stream settings: {settings}). `shipped`: the card's none "
         "label and decision rule; `baseline`: every window shows its top action (today's "
         "behaviour). `actor`: only the first person is sent. `utd-streams`: UTD-MHAD test "
@@ -364,10 +367,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = EngineOptions(intra_op_threads=args.threads)
     rows: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
+    command = ("python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:])).strip()
+    commands = {"interaction": command, "gesture": command}
     if args.only and args.out.is_file():
         kept = "utd-streams" if args.only == "interaction" else None
-        previous = json.loads(args.out.read_text())["rows"]
-        rows = [r for r in previous if (r["split"] == "utd-streams") == (kept is not None)]
+        previous = json.loads(args.out.read_text())
+        rows = [r for r in previous["rows"] if (r["split"] == "utd-streams") == (kept is not None)]
+        other = "gesture" if args.only == "interaction" else "interaction"
+        commands[other] = previous.get("commands", {}).get(other, previous.get("command", ""))
     if args.only != "gesture" and args.interaction.is_file():
         pku, timeline = pku_rows(
             InferenceEngine(args.interaction, options), args.splits, args.limit
@@ -381,17 +388,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.interaction.is_file():
         annotate_seen_videos(rows, InferenceEngine(args.interaction, options).card)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} onnxruntime threads"
-    command = "python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:])
     if timeline:
         plot_timeline(timeline, args.out.with_name("streaming_timeline.png"))
     result = {
-        "command": command.strip(),
+        "commands": commands,
         "machine": machine,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "stream_settings": STREAM,
         "rows": rows,
     }
-    publish("streaming", result, args.out, markdown(rows, command.strip(), machine))
+    publish("streaming", result, args.out, markdown(rows, commands, machine))
 
 
 if __name__ == "__main__":
