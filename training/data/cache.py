@@ -8,7 +8,6 @@ parser is parsed afresh; a damaged entry is parsed afresh and rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from skeleton.card import sha256_of
 
 CACHE_ENV = "MASKSEM_CACHE_DIR"
 log = logging.getLogger("training.data")
@@ -30,19 +31,11 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "masksem"
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_array(
     path: Path, format_tag: str, parse: Callable[[], NDArray[np.float32]]
 ) -> NDArray[np.float32]:
     """``parse()`` of ``path``, read from the cache when this content was parsed before."""
-    entry = cache_dir() / format_tag / f"{file_digest(path)}.npy"
+    entry = cache_dir() / format_tag / f"{sha256_of(path)}.npy"
     if entry.is_file():
         try:
             out: NDArray[np.float32] = np.load(entry, allow_pickle=False)
