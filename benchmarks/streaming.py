@@ -44,7 +44,7 @@ from skeleton.card import ModelCard
 from skeleton.clip import inference_window
 from skeleton.layouts import convert
 from training.data.registry import load_dataset, load_streams
-from training.data.streams import Stream, class_lookup
+from training.data.streams import Stream, background_starts, class_lookup
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -211,18 +211,11 @@ def utd_background(chunks: int, seed: int = 0) -> list[NDArray[np.float32]]:
     instance), first person, in utd20 joints and axes."""
     data = load_streams("pku-mmd", benchmark="xsub")
     length = int(GAP_S * FPS)
-    pieces: list[NDArray[np.float32]] = []
-    for video in data.test:
-        labels = video.frame_labels()
-        present = (video.data[0] != 0).any(axis=(1, 2))
-        free = (labels == 0) & present
-        start = 0
-        while start + length <= video.frames:
-            if free[start : start + length].all():
-                pieces.append(convert(video.data[:1, start : start + length], "ntu25", "utd20"))
-                start += length
-            else:
-                start += 1
+    pieces = [
+        convert(video.data[:1, start : start + length], "ntu25", "utd20")
+        for video in data.test
+        for start in background_starts(video, length)
+    ]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pieces))
     return [pieces[order[i % len(pieces)]] for i in range(chunks)]

@@ -157,6 +157,21 @@ def usable_ends(stream: Stream, length: int, min_present: int) -> NDArray[np.boo
     return out
 
 
+def background_starts(stream: Stream, length: int) -> list[int]:
+    """Starts of non-overlapping pieces of ``length`` frames, taken greedily from the start,
+    that lie in no instance and show the first person in every frame."""
+    free = (stream.frame_labels() == NONE_LABEL) & (stream.data[0] != 0).any(axis=(1, 2))
+    starts: list[int] = []
+    start = 0
+    while start + length <= stream.frames:
+        if free[start : start + length].all():
+            starts.append(start)
+            start += length
+        else:
+            start += 1
+    return starts
+
+
 def sample_window_ends(
     streams: Sequence[Stream],
     count: int,

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from skeleton.layouts import convert
-from training.data.streams import NONE_LABEL, usable_ends
+from training.data.streams import background_starts
 from training.data.types import UNKNOWN_SUBJECT, Sample
 from training.recipes.common import SourceConfig
 
@@ -47,19 +47,11 @@ def _background(source: NoneSource, fps: float) -> tuple[list[Sample], str]:
 
     data = load_streams(source.dataset, source.root, source.benchmark, **source.options)
     length = max(1, round(source.clip_s * fps))
-    clips: list[Sample] = []
-    for stream in data.train:
-        free = stream.frame_labels() == NONE_LABEL
-        usable = usable_ends(stream, length, length)
-        start = 0
-        while start + length <= stream.frames:
-            end = start + length
-            if free[start:end].all() and usable[end - 1]:
-                clips.append(Sample(f"{stream.name}@{start}", stream.data[:, start:end],
-                                    -1, stream.subject))  # fmt: skip
-                start = end
-            else:
-                start += 1
+    clips = [
+        Sample(f"{stream.name}@{start}", stream.data[:, start : start + length], -1, stream.subject)
+        for stream in data.train
+        for start in background_starts(stream, length)
+    ]
     return clips, data.layout
 
 
