@@ -77,7 +77,7 @@ from training.data.folder import (
 from training.data.intervals import check_interval, check_no_overlap
 from training.data.reading import parse_floats, parse_int, report_skipped
 from training.data.streams import Interval, Stream, StreamDataset
-from training.data.types import Sample, SkeletonDataset, SkippedSample
+from training.data.types import SkippedSample
 
 log = logging.getLogger("training.data")
 
@@ -280,39 +280,4 @@ def load_folder_streams(
         fps=frame_rate,
         skipped=skipped,
         benchmark=benchmark or rule.replace("clips", "recordings"),
-    )
-
-
-def instance_clips(data: StreamDataset) -> SkeletonDataset:
-    """The action instances of the streams as trimmed clips (their own lengths), named
-    ``<recording>_<n>`` in label-file order; an instance in which nobody shows is skipped and
-    reported."""
-    skipped = list(data.skipped)
-
-    def clips(streams: list[Stream]) -> list[Sample]:
-        samples = []
-        for stream in streams:
-            for index, interval in enumerate(sorted(stream.instances, key=lambda i: i.line or 0)):
-                name = f"{stream.name}_{index}"
-                clip = np.ascontiguousarray(stream.data[:, interval.start : interval.end])
-                if not clip.any():
-                    reason = (
-                        f"all-zero instance (frames {interval.start}-{interval.end} of "
-                        f"{stream.frames}, label line {interval.line})"
-                    )
-                    log.warning("skipping %s: %s", name, reason)
-                    skipped.append(SkippedSample(name, reason))
-                    continue
-                samples.append(Sample(name, clip, interval.label, stream.subject, stream.view))
-        return samples
-
-    return SkeletonDataset(
-        name=data.name,
-        layout=data.layout,
-        classes=list(data.classes),
-        train=clips(data.train),
-        test=clips(data.test),
-        skipped=skipped,
-        benchmark=data.benchmark,
-        fps=data.fps,
     )

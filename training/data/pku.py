@@ -21,8 +21,8 @@ from training.data.errors import (
 )
 from training.data.intervals import check_interval, check_no_overlap
 from training.data.reading import parse_floats, parse_int
-from training.data.streams import Interval, Stream, StreamDataset
-from training.data.types import UNKNOWN_SUBJECT, Sample, SkeletonDataset, SkippedSample
+from training.data.streams import Interval, Stream, StreamDataset, instance_clips
+from training.data.types import SkeletonDataset, SkippedSample
 
 log = logging.getLogger("training.data")
 
@@ -151,16 +151,6 @@ def read_split_file(path: Path) -> set[str]:
     return names
 
 
-def instance_clip(
-    video: NDArray[np.float32], instance: PkuInstance, frames: int = PAD_FRAMES
-) -> NDArray[np.float32]:
-    """Frames ``[start, end)`` of a video, cut or zero-padded: ``(2, frames, 25, 3)``."""
-    part = video[instance.start : instance.end][:frames]
-    out = np.zeros((frames, VALUES_PER_FRAME), dtype=np.float32)
-    out[: len(part)] = part
-    return np.ascontiguousarray(out.reshape(frames, 2, PKU_JOINTS, 3).transpose(1, 0, 2, 3))
-
-
 def video_view(video: str) -> int | None:
     suffix = video.rsplit("-", 1)[-1] if "-" in video else ""
     return VIEWS.get(suffix.upper())
@@ -178,38 +168,6 @@ def read_pku_stream(skeleton: Path, labels: Path, *, cache: bool = False) -> Str
         tuple(Interval(i.label, i.start, i.end, i.line) for i in instances),
         view=video_view(name),
     )
-
-
-def stream_instances(
-    stream: Stream, labels_file: Path, frames: int = PAD_FRAMES
-) -> tuple[list[Sample], list[SkippedSample]]:
-    """The trimmed instances of a stream, in label-file order, cut or zero-padded to
-    ``frames``; all-zero instances are returned as skipped."""
-    flat = stream.data.transpose(1, 0, 2, 3).reshape(stream.frames, VALUES_PER_FRAME)
-    samples: list[Sample] = []
-    skipped: list[SkippedSample] = []
-    by_line = sorted(stream.instances, key=lambda i: i.line or 0)
-    for index, interval in enumerate(by_line):
-        name = f"{stream.name}_{index}"
-        line = interval.line or 0
-        instance = PkuInstance(interval.label, interval.start, interval.end, 0.0, line)
-        clip = instance_clip(flat, instance, frames)
-        if not clip.any():
-            reason = (
-                f"all-zero instance (frames {interval.start}-{interval.end} of "
-                f"{stream.frames}, {labels_file.name} line {interval.line})"
-            )
-            skipped.append(SkippedSample(name, reason))
-            continue
-        samples.append(Sample(name, clip, interval.label, UNKNOWN_SUBJECT, stream.view))
-    return samples, skipped
-
-
-def read_pku_video(
-    skeleton: Path, labels: Path, frames: int = PAD_FRAMES
-) -> tuple[list[Sample], list[SkippedSample]]:
-    """All instances of one video; all-zero instances are returned as skipped."""
-    return stream_instances(read_pku_stream(skeleton, labels), labels, frames)
 
 
 def class_names(root: Path) -> list[str]:
@@ -301,26 +259,9 @@ def load_pku_mmd(
     Corrupt videos and all-zero instances are logged and listed in ``skipped``.
     """
     streams = load_pku_streams(root, phase, benchmark)
-    train: list[Sample] = []
-    test: list[Sample] = []
-    skipped = list(streams.skipped)
-    label_dir = root / "label"
-    for split, out in ((streams.train, train), (streams.test, test)):
-        for stream in split:
-            samples, empty = stream_instances(stream, label_dir / f"{stream.name}.txt", frames)
-            for item in empty:
-                log.warning("skipping %s: %s", item.source, item.reason)
-            skipped.extend(empty)
-            out.extend(samples)
-    zero = sum(1 for s in skipped if s.reason.startswith("all-zero"))
+    data = instance_clips(streams, frames=frames, label_file=lambda stream: f"{stream.name}.txt")
+    zero = sum(1 for s in data.skipped if s.reason.startswith("all-zero"))
     if zero:
         log.warning("PKU-MMD: skipped %d all-zero instances", zero)
-    return SkeletonDataset(
-        name=streams.name,
-        layout=streams.layout,
-        classes=streams.classes,
-        train=train,
-        test=test,
-        skipped=skipped,
-        benchmark=benchmark,
-    )
+    data.fps = None  # the registry's
+    return data

@@ -97,13 +97,10 @@ def _folder_streams(
     fps: Any = None,
 ) -> StreamDataset:
     from training.data.folder_streams import load_folder_streams
-    from training.data.layout_check import warn_if_misordered
 
-    data = load_folder_streams(
+    return load_folder_streams(
         root, layout=layout, test_subjects=test_subjects, benchmark=benchmark, fps=fps
     )
-    warn_if_misordered([s.data for s in data.streams], data.layout, f"folder-streams at {root}")
-    return data
 
 
 def _folder_stream_clips(
@@ -113,7 +110,8 @@ def _folder_stream_clips(
     test_subjects: Any = None,
     fps: Any = None,
 ) -> SkeletonDataset:
-    from training.data.folder_streams import instance_clips, load_folder_streams
+    from training.data.folder_streams import load_folder_streams
+    from training.data.streams import instance_clips
 
     return instance_clips(
         load_folder_streams(
@@ -210,7 +208,11 @@ def load_streams(
         with_streams = ", ".join(n for n, e in DATASETS.items() if e.streams is not None)
         raise DatasetError(f"{name} holds trimmed clips only; untrimmed streams: {with_streams}")
     stream_options = {k: v for k, v in options.items() if k != "frames"}
-    return entry.streams(Path(root), benchmark, **stream_options)
+    data = entry.streams(Path(root), benchmark, **stream_options)
+    from training.data.layout_check import warn_if_misordered
+
+    warn_if_misordered([s.data for s in data.streams], data.layout, f"{name} at {root}")
+    return data
 
 
 def _resolve(

@@ -9,8 +9,9 @@ the newest frame's label. ``tail = 1`` labels by the newest frame alone.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skeleton.layouts import get_layout
-from training.data.types import UNKNOWN_SUBJECT, SkippedSample
+from training.data.types import UNKNOWN_SUBJECT, Sample, SkeletonDataset, SkippedSample
+
+log = logging.getLogger("training.data")
 
 NONE_LABEL = 0  # frame label of frames in no instance
 
@@ -98,6 +101,51 @@ class StreamDataset:
         }
 
 
+def instance_clips(
+    data: StreamDataset,
+    *,
+    frames: int | None = None,
+    label_file: Callable[[Stream], str] = lambda stream: "label",
+) -> SkeletonDataset:
+    """The action instances of the streams as trimmed clips, named ``<recording>_<n>`` in
+    label-file order: their own frames, or cut or zero-padded to ``frames``. An instance in
+    which nobody shows is logged and listed in ``skipped`` (``label_file`` names where its line
+    is)."""
+    skipped = list(data.skipped)
+
+    def clips(streams: list[Stream]) -> list[Sample]:
+        samples = []
+        for stream in streams:
+            for index, interval in enumerate(sorted(stream.instances, key=lambda i: i.line or 0)):
+                name = f"{stream.name}_{index}"
+                clip = stream.data[:, interval.start : interval.end]
+                if frames is not None:
+                    clip = clip[:, :frames]
+                    clip = np.pad(clip, ((0, 0), (0, frames - clip.shape[1]), (0, 0), (0, 0)))
+                if not clip.any():
+                    reason = (
+                        f"all-zero instance (frames {interval.start}-{interval.end} of "
+                        f"{stream.frames}, {label_file(stream)} line {interval.line})"
+                    )
+                    log.warning("skipping %s: %s", name, reason)
+                    skipped.append(SkippedSample(name, reason))
+                    continue
+                clip = np.ascontiguousarray(clip)
+                samples.append(Sample(name, clip, interval.label, stream.subject, stream.view))
+        return samples
+
+    return SkeletonDataset(
+        name=data.name,
+        layout=data.layout,
+        classes=list(data.classes),
+        train=clips(data.train),
+        test=clips(data.test),
+        skipped=skipped,
+        benchmark=data.benchmark,
+        fps=data.fps,
+    )
+
+
 def class_lookup(classes: Sequence[str], keep: Sequence[str] | None) -> tuple[list[str], Any]:
     """The model's labels and a table from frame label to model class.
 
@@ -172,6 +220,53 @@ def background_starts(stream: Stream, length: int) -> list[int]:
     return starts
 
 
+@dataclass(frozen=True)
+class WindowEnds:
+    """Every ``(stream index, end frame)`` a training window may end at, and which of them end
+    in an action: worked out once, drawn from every epoch."""
+
+    pool: NDArray[np.int64]  # (n, 2)
+    is_action: NDArray[np.bool_]
+
+    @classmethod
+    def of(
+        cls, streams: Sequence[Stream], *, min_frames: int, length: int | None = None, tail: int = 1
+    ) -> WindowEnds:
+        """The ends over every frame of ``streams`` whose window (of ``length`` frames, when
+        given) holds at least ``min_frames`` frames that show the first person."""
+        ends: list[NDArray[np.int64]] = []
+        kinds: list[NDArray[np.bool_]] = []
+        for index, stream in enumerate(streams):
+            positions = np.arange(min(min_frames, stream.frames) - 1, stream.frames)
+            if length is not None:
+                positions = positions[usable_ends(stream, length, min_frames)[positions]]
+            kinds.append(causal_labels(stream.frame_labels(), tail)[positions] != NONE_LABEL)
+            ends.append(np.stack([np.full(positions.size, index), positions], axis=1))
+        return cls(np.concatenate(ends), np.concatenate(kinds))
+
+    def draw(
+        self, count: int, rng: np.random.Generator, background_share: float | None = None
+    ) -> list[tuple[int, int]]:
+        """``count`` random ends. ``background_share`` None draws uniformly over frames (the
+        recordings' own mix); a share ``b`` draws a background end (causal label 0) with
+        probability ``b`` and an action end otherwise, each uniformly among ends of that kind.
+        """
+        if background_share is None:
+            chosen = rng.integers(0, len(self.pool), size=count)
+        else:
+            if not 0.0 <= background_share <= 1.0:
+                raise ValueError(f"background_share must be in [0, 1], got {background_share}")
+            groups = [np.flatnonzero(~self.is_action), np.flatnonzero(self.is_action)]
+            background = rng.random(count) < background_share
+            chosen = np.empty(count, dtype=np.int64)
+            for which, group in ((background, groups[0]), (~background, groups[1])):
+                if which.any():
+                    if not group.size:
+                        raise ValueError("the streams hold no frame of a kind the share asks for")
+                    chosen[which] = group[rng.integers(0, group.size, size=int(which.sum()))]
+        return [(int(s), int(t)) for s, t in self.pool[chosen]]
+
+
 def sample_window_ends(
     streams: Sequence[Stream],
     count: int,
@@ -182,37 +277,6 @@ def sample_window_ends(
     background_share: float | None = None,
     tail: int = 1,
 ) -> list[tuple[int, int]]:
-    """``count`` random ``(stream index, end frame)`` pairs over every frame of ``streams``
-    whose window (of ``length`` frames, when given) holds at least ``min_frames`` frames that
-    show the first person.
-
-    ``background_share`` None draws ends uniformly over frames (the recordings' own mix);
-    a share ``b`` draws a background end (causal label 0) with probability ``b`` and an action
-    end otherwise, each uniformly among frames of that kind.
-    """
-    ends: list[NDArray[np.int64]] = []
-    kinds: list[NDArray[np.bool_]] = []
-    for index, stream in enumerate(streams):
-        frame_labels = stream.frame_labels()
-        positions = np.arange(min(min_frames, stream.frames) - 1, stream.frames)
-        if length is not None:
-            positions = positions[usable_ends(stream, length, min_frames)[positions]]
-        action = causal_labels(frame_labels, tail)[positions] != NONE_LABEL
-        ends.append(np.stack([np.full(positions.size, index), positions], axis=1))
-        kinds.append(action)
-    pool = np.concatenate(ends)
-    is_action = np.concatenate(kinds)
-    if background_share is None:
-        chosen = rng.integers(0, len(pool), size=count)
-    else:
-        if not 0.0 <= background_share <= 1.0:
-            raise ValueError(f"background_share must be in [0, 1], got {background_share}")
-        groups = [np.flatnonzero(~is_action), np.flatnonzero(is_action)]
-        background = rng.random(count) < background_share
-        chosen = np.empty(count, dtype=np.int64)
-        for which, group in ((background, groups[0]), (~background, groups[1])):
-            if which.any():
-                if not group.size:
-                    raise ValueError("the streams hold no frame of a kind the share asks for")
-                chosen[which] = group[rng.integers(0, group.size, size=int(which.sum()))]
-    return [(int(s), int(t)) for s, t in pool[chosen]]
+    """``count`` random window ends of ``streams`` (:class:`WindowEnds`, for one draw)."""
+    ends = WindowEnds.of(streams, min_frames=min_frames, length=length, tail=tail)
+    return ends.draw(count, rng, background_share)

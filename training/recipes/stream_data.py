@@ -24,9 +24,9 @@ from skeleton.clip import WindowSpec, training_window
 from training.data.streams import (
     Stream,
     StreamDataset,
+    WindowEnds,
     causal_labels,
     class_lookup,
-    sample_window_ends,
     usable_ends,
     window_bounds,
 )
@@ -150,20 +150,18 @@ class StreamWindowFeeder(Dataset[tuple[torch.Tensor, int]]):
         self.window_frames = windows.window_frames
         self.cfg, self.spec, self.seed = cfg, spec, seed
         self.labels = [lookup_labels(s, self.lookup, cfg.tail_frames) for s in self.streams]
+        self.ends = WindowEnds.of(
+            self.streams,
+            min_frames=min(MIN_PRESENT_FRAMES, self.window_frames),
+            length=self.window_frames,
+            tail=cfg.tail_frames,
+        )
         self.epoch = 0
         self._ends = self._draw(0)
 
     def _draw(self, epoch: int) -> list[tuple[int, int]]:
         rng = np.random.default_rng((self.seed, epoch, 2**31))
-        return sample_window_ends(
-            self.streams,
-            self.cfg.windows_per_epoch,
-            rng,
-            min_frames=min(MIN_PRESENT_FRAMES, self.window_frames),
-            length=self.window_frames,
-            background_share=self.cfg.background_share,
-            tail=self.cfg.tail_frames,
-        )
+        return self.ends.draw(self.cfg.windows_per_epoch, rng, self.cfg.background_share)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
