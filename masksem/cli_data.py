@@ -97,7 +97,8 @@ def prepare_pku_command(
         typer.echo(f"  {item.source}: {item.reason}")
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as loader options (dashes in keys become underscores)."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -149,7 +150,7 @@ def stats_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     load = load_streams if has_streams(dataset) and not clips else load_dataset
     try:
-        stats = load(dataset, root, benchmark, **_options(option)).stats()
+        stats = load(dataset, root, benchmark, **parse_options(option)).stats()
     except (DatasetError, CorruptSampleError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from masksem.cli_data import parse_options
+
 CONFIG = typer.Option(..., "--config", "-c", help="Recipe YAML, or a shipped recipe's name.")
 SET = typer.Option([], "--set", help="Override a recipe field: key.sub=value (repeatable).")
 OUT = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, logs, metrics, plots.")
@@ -21,16 +23,6 @@ DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda.")
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _options(pairs: list[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
-        options[key.strip().replace("-", "_")] = value.strip()
-    return options
 
 
 def pretrain(
@@ -139,6 +131,6 @@ def evaluate(
     from training.recipes.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(
-        checkpoint, dataset, root, benchmark, out, options=_options(option)
+        checkpoint, dataset, root, benchmark, out, options=parse_options(option)
     )
     typer.echo(json.dumps({k: metrics[k] for k in ("top1", "top5", "clips")}))

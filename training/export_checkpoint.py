@@ -6,7 +6,6 @@ The test split of the checkpoint's own dataset gives the windows of the exactnes
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,14 +54,8 @@ def median_clip_seconds(data: SkeletonDataset, fps: float) -> float:
 
 
 def card_content(meta: ClassifierCheckpoint, fields: dict[str, Any]) -> CardContent:
-    """The card's fields, with the checkpoint's continuous-recognition settings where the card
-    has fields for them."""
-    known = {f.name for f in dataclasses.fields(CardContent)}
-    for key in ("none_label", "decision"):
-        value = getattr(meta, key)
-        if key in known and value is not None:
-            fields[key] = value
-    return CardContent(**fields)
+    """The card's fields, with the checkpoint's continuous-recognition settings."""
+    return CardContent(**fields, none_label=meta.none_label, decision=meta.decision)
 
 
 def export_checkpoint(
