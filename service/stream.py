@@ -5,8 +5,19 @@ How to use it (the WebSocket route and the ROS 2 node both do exactly this)::
     core = StreamCore(StreamConfig(layout="k4a32", units_scale=1e-3), card)
     for frame in frames:                           # Frame(timestamp_s, {body_id: (V, 3) joints})
         events = core.process(frame, engine.run)   # engine.run: (N, P, T, V, 3) -> (N, classes)
-        for event in events:                       # Prediction | Eviction | FrameDropped ...
+        for event in events:                       # Prediction | ActionStarted | Eviction ...
             ...
+
+One core serves one model, or several by name (``StreamCore(config, {"gesture": card_a,
+"interaction": card_b})``, ``process(frame, {"gesture": run_a, "interaction": run_b})``):
+frames are buffered once per body and windowed per model; every request, prediction and
+action event names its model.
+
+With a model whose card names a none label (and ``decision`` "card"), the shown labels of each
+body (each pair, for a two-person model) become actions (:mod:`service.segments`):
+:class:`ActionStarted` once a label has been shown for ``event_min_s``, :class:`ActionEnded`
+when another label or none has, or when the body is evicted (ended at its last frame). Mode
+``events`` returns only these; mode ``windows`` also every window's :class:`Prediction`.
 
 ``process`` is ``add_frame`` (returns a :class:`FrameUpdate` whose ``due`` lists the
 :class:`WindowRequest` s to classify) followed by one batched call of the injected inference
@@ -50,6 +61,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.preprocess import model_window
+from service.segments import ActionSegmenter, Ended
 from skeleton.card import ModelCard, shown_label
 from skeleton.clip import ClipError, check_clip
 from skeleton.layouts import LayoutError, can_map, get_layout
@@ -107,6 +119,24 @@ class StreamConfig(BaseModel):
     threshold: float | None = Field(
         None, ge=0.0, le=1.01, description="replaces the card's decision threshold"
     )
+    mode: Literal["windows", "events"] = Field(
+        "windows",
+        description="windows: every window's prediction, and action events; events: only "
+        "action_started / action_ended (models whose card names a none label)",
+    )
+    event_min_s: float = Field(
+        0.3,
+        ge=0.0,
+        le=60.0,
+        description="a new label (an action, or none) must be shown this long before an "
+        "action starts or ends on it; shorter ones are flicker",
+    )
+    models: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="names of the served models to run on every frame (default: the default model)",
+    )
 
     @field_validator("layout")
     @classmethod
@@ -148,6 +178,7 @@ class WindowRequest:
     frames: int  # frames of the window on the model's time grid
     card: ModelCard
     partner: BodyId | None = None  # two-person models: the second person of the window
+    model: str = ""  # the name the stream knows the model by
 
 
 @dataclass(frozen=True)
@@ -162,6 +193,34 @@ class Prediction:
     raw_label: str  # argmax of this window alone
     changed: bool  # the shown label differs from the previous one of this body
     partner: BodyId | None = None  # two-person models: the other body of the window
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class ActionStarted:
+    """``bodies`` (the window's person, and its partner for a two-person model) started doing
+    ``label`` at ``start``; decided at stream time ``timestamp`` (``event_min_s`` later)."""
+
+    model: str
+    bodies: tuple[BodyId, ...]
+    label: str
+    start: float
+    confidence: float  # mean shown probability from the start to the decision
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ActionEnded:
+    """The action of ``bodies`` that began at ``start`` ended at ``end`` (when the next label,
+    or none, was first shown; when the body was last seen if it left)."""
+
+    model: str
+    bodies: tuple[BodyId, ...]
+    label: str
+    start: float
+    end: float
+    confidence: float  # mean shown probability over the action
+    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -195,9 +254,13 @@ class WindowFailed:
     start: float
     end: float
     detail: str
+    model: str = ""
 
 
-StreamEvent = Prediction | Eviction | FrameDropped | ClockJump | WindowFailed
+ActionEvent = ActionStarted | ActionEnded
+StreamEvent = (
+    Prediction | ActionStarted | ActionEnded | Eviction | FrameDropped | ClockJump | WindowFailed
+)
 
 
 @dataclass
@@ -206,6 +269,8 @@ class StreamStats:
     frames_accepted: int = 0
     frames_reordered: int = 0
     predictions: int = 0
+    actions_started: int = 0
+    actions_ended: int = 0
     evictions: int = 0
     clock_jumps: int = 0
     windows_deferred: int = 0  # due windows held back by the budget's rate
@@ -234,6 +299,8 @@ class StreamStats:
             "dropped_by_reason": dict(self.dropped),
             "bodies_dropped": dict(self.bodies_dropped),
             "predictions": self.predictions,
+            "actions_started": self.actions_started,
+            "actions_ended": self.actions_ended,
             "evictions": self.evictions,
             "clock_jumps": self.clock_jumps,
             "windows_deferred": self.windows_deferred,
@@ -335,18 +402,39 @@ def sample_at(
     return out
 
 
+@dataclass
+class _Track:
+    """One model's view of one body: its stride count, smoothing, shown label, segments."""
+
+    smoother: LabelSmoother
+    segmenter: ActionSegmenter | None  # None: the model has no none label (no events)
+    new_frames: int = 0
+    shown: int | None = None  # label index shown after the decision rule
+    bodies: tuple[BodyId, ...] = ()  # of the open segment, as its start reported them
+
+
+@dataclass
+class _Model:
+    name: str
+    card: ModelCard
+    window_s: float
+
+    @property
+    def none(self) -> int | None:
+        none = self.card.none_label
+        return None if none is None else self.card.labels.index(none)
+
+
 class _Body:
     """One body's recent frames, sorted by time, at most ``capacity`` of them."""
 
-    def __init__(self, capacity: int, smoother: LabelSmoother) -> None:
+    def __init__(self, capacity: int, tracks: dict[str, _Track]) -> None:
         self.capacity = capacity
         self.times: list[float] = []
         self.joints: list[NDArray[np.float32]] = []
-        self.new_frames = 0
         self.last_seen = -math.inf
         self.order = 0  # creation order in the stream: the first-tracked body comes first
-        self.smoother = smoother
-        self.shown: int | None = None  # label index shown after the decision rule
+        self.tracks = tracks
         self.partner: BodyId | None = None
 
     def insert(self, t: float, joints: NDArray[np.float32]) -> Literal["head", "inside", "dup"]:
@@ -371,16 +459,19 @@ class _Body:
 
 
 class StreamCore:
-    """One client's stream: per-body windows, stride, smoothing, eviction, drop accounting.
+    """One client's stream: per-body windows, stride, smoothing, decisions, action events,
+    eviction, drop accounting, for one or several models at once.
 
-    Not thread-safe: one transport task (or one ROS callback group) drives it. ``clock`` (wall
+    ``cards`` is one model card, or the cards of several models by the names the stream knows
+    them by; every frame is buffered once per body and windowed for each model. Not
+    thread-safe: one transport task (or one ROS callback group) drives it. ``clock`` (wall
     seconds, monotonic) paces windows under ``budget.max_windows_per_s``.
     """
 
     def __init__(
         self,
         config: StreamConfig,
-        card: ModelCard,
+        cards: ModelCard | Mapping[str, ModelCard],
         *,
         stats: StreamStats | None = None,
         budget: StreamBudget | None = None,
@@ -397,27 +488,66 @@ class StreamCore:
         self._clock = clock
         self._tokens = min(self.budget.max_windows_per_s, float(self.budget.max_bodies))
         self._tokens_at = clock()
-        self.card = card
-        self.set_card(card)
+        named = {cards.name: cards} if isinstance(cards, ModelCard) else dict(cards)
+        if not named:
+            raise StreamError("field 'models': a stream needs at least one model")
+        self._models: dict[str, _Model] = {}
+        for name, card in named.items():
+            self._models[name] = self._checked_model(name, card)
 
-    # -- model --------------------------------------------------------------------------------
-    def set_card(self, card: ModelCard) -> None:
-        """Serve a (re)loaded model; buffers stay, smoothing restarts if the labels changed."""
+    # -- models -------------------------------------------------------------------------------
+    @property
+    def models(self) -> list[str]:
+        """The names of the stream's models, the first one being its main model."""
+        return list(self._models)
+
+    @property
+    def card(self) -> ModelCard:
+        """The main (first) model's card."""
+        return next(iter(self._models.values())).card
+
+    def card_of(self, model: str) -> ModelCard:
+        return self._models[model].card
+
+    def set_card(self, card: ModelCard, model: str | None = None) -> None:
+        """Serve a (re)loaded model (default: the main one); buffers stay; its smoothing and
+        segments restart if its labels changed (an open action is ended)."""
+        name = model if model is not None else self.models[0]
+        old = self._models[name]
+        new = self._checked_model(name, card)
+        self._models[name] = new
+        if card.labels != old.card.labels or card.none_label != old.card.none_label:
+            for body in self._bodies.values():
+                body.tracks[name] = self._track(new)
+
+    def _checked_model(self, name: str, card: ModelCard) -> _Model:
         if not can_map(self.config.layout, card.layout):
             raise StreamError(
                 f"field 'layout': camera layout {self.config.layout!r} cannot be mapped to the "
-                f"model's layout {card.layout!r}"
+                f"model's layout {card.layout!r} (model {name!r})"
             )
-        self._check_budget(card)
-        if card.labels != self.card.labels:
-            for body in self._bodies.values():
-                body.smoother = self._smoother()
-        self.card = card
+        if self.config.mode == "events" and (
+            card.none_label is None or self.config.decision == "off"
+        ):
+            why = (
+                "its card names no none label" if card.none_label is None else "'decision' is 'off'"
+            )
+            raise StreamError(
+                f"field 'mode': model {name!r}: events need a model that can say none, and {why}; "
+                "use mode 'windows'"
+            )
+        model = _Model(name, card, self._window_s(card))
+        self._check_budget(model)
+        return model
 
     @property
     def window_s(self) -> float:
-        """Seconds of recent frames each window covers."""
-        return self._window_s(self.card)
+        """Seconds of recent frames kept per body: the longest window of the stream's models."""
+        return max(m.window_s for m in self._models.values())
+
+    def window_s_of(self, model: str) -> float:
+        """Seconds of recent frames each window of ``model`` covers."""
+        return self._models[model].window_s
 
     def _window_s(self, card: ModelCard) -> float:
         if self.config.window_s is not None:
@@ -426,15 +556,15 @@ class StreamCore:
             return card.stream_window_s
         return card.window.frames / card.fps
 
-    def _check_budget(self, card: ModelCard) -> None:
+    def _check_budget(self, model: _Model) -> None:
         """Refuse, with the limit, a config whose work or memory no budget would cover."""
-        config, budget = self.config, self.budget
+        config, budget, card = self.config, self.budget, model.card
         if config.max_bodies > budget.max_bodies:
             raise StreamError(
                 f"field 'max_bodies': {config.max_bodies} bodies; this server allows at most "
                 f"{budget.max_bodies} per stream"
             )
-        window_s = self._window_s(card)
+        window_s = model.window_s
         per_body = math.ceil(window_s * config.fps) + 2
         if per_body * config.max_bodies > budget.max_buffered_frames:
             raise StreamError(
@@ -449,6 +579,14 @@ class StreamCore:
                 f"{window_s:g} s holds at most {reachable} frames at the model's {card.fps:g} fps"
             )
 
+    def decision_threshold(self, model: str | None = None) -> float | None:
+        """The threshold of the rule in force for ``model`` (default: the main one): the
+        stream's, else the card's; None: no rule."""
+        card = self._models[model if model is not None else self.models[0]].card
+        if card.none_label is None or self.config.decision == "off":
+            return None
+        return self.config.threshold if self.config.threshold is not None else card.threshold
+
     @property
     def bodies(self) -> list[BodyId]:
         return list(self._bodies)
@@ -462,6 +600,19 @@ class StreamCore:
     def latest(self) -> float:
         """The stream's clock: the newest timestamp taken (-inf before the first frame)."""
         return self._latest
+
+    def current_actions(self) -> dict[str, dict[BodyId, str | None]]:
+        """Per model, per body, the label of its open action (None: none, or a model without
+        a none label)."""
+        out: dict[str, dict[BodyId, str | None]] = {}
+        for name, model in self._models.items():
+            labels = model.card.labels
+            out[name] = {}
+            for body_id, body in self._bodies.items():
+                seg = body.tracks[name].segmenter
+                active = None if seg is None else seg.active
+                out[name][body_id] = None if active is None else labels[active]
+        return out
 
     # -- frames -------------------------------------------------------------------------------
     def count_drop(
@@ -502,7 +653,8 @@ class StreamCore:
                 if len(self._bodies) >= self.config.max_bodies:
                     events.append(self._drop_body(t, body_id, "too_many_bodies"))
                     continue
-                body = self._bodies[body_id] = _Body(self._capacity(), self._smoother())
+                tracks = {name: self._track(model) for name, model in self._models.items()}
+                body = self._bodies[body_id] = _Body(self._capacity(), tracks)
                 self._created += 1
                 body.order = self._created
             where = body.insert(t, joints)
@@ -513,7 +665,8 @@ class StreamCore:
             body.last_seen = max(body.last_seen, t)
 
             if where == "head":
-                body.new_frames += 1
+                for track in body.tracks.values():
+                    track.new_frames += 1
                 body.trim(t - self.window_s - 2.0 / self.config.fps)
                 heads.append(body_id)
             else:
@@ -527,47 +680,65 @@ class StreamCore:
             if t > self._latest:
                 self._latest, self._latest_at = t, self._clock()
         events.extend(self.evict_idle(self._latest))
-        due = [req for b in heads if (req := self._due(b)) is not None]
+        due = [
+            req
+            for b in heads
+            for name in self._models
+            if (req := self._due(b, self._models[name])) is not None
+        ]
         return FrameUpdate(accepted_any, due, events)
 
-    def evict_idle(self, now: float) -> list[Eviction]:
+    def evict_idle(self, now: float) -> list[ActionEnded | Eviction]:
         """Evict the bodies unseen for ``idle_timeout_s`` at stream time ``now`` (a transport
-        whose frames stopped coming calls this with its clock's estimate of stream time)."""
+        whose frames stopped coming calls this with its clock's estimate of stream time);
+        their open actions end first, when each body was last seen."""
         gone = [
             b for b, s in self._bodies.items() if now - s.last_seen > self.config.idle_timeout_s
         ]
-        self.stats.evictions += len(gone)
-        return [Eviction(b, self._bodies.pop(b).last_seen, now) for b in gone]
+        return self._evict(gone, now)
 
-    def evict_all(self) -> list[Eviction]:
+    def evict_all(self) -> list[ActionEnded | Eviction]:
         """Every body has left (the tracker said so): evict them all, keep the stream."""
-        now = self._latest
-        gone = list(self._bodies)
-        self.stats.evictions += len(gone)
-        return [Eviction(b, self._bodies.pop(b).last_seen, now) for b in gone]
+        return self._evict(list(self._bodies), self._latest)
 
-    def complete(self, request: WindowRequest, logits: NDArray[np.floating]) -> list[Prediction]:
+    def _evict(self, gone: list[BodyId], now: float) -> list[ActionEnded | Eviction]:
+        out: list[ActionEnded | Eviction] = []
+        for body_id in gone:
+            body = self._bodies[body_id]
+            for name, track in body.tracks.items():
+                out.extend(self._close(self._models[name], track, body.last_seen, now))
+        for body_id in gone:
+            out.append(Eviction(body_id, self._bodies.pop(body_id).last_seen, now))
+        self.stats.evictions += len(gone)
+        return out
+
+    def complete(
+        self, request: WindowRequest, logits: NDArray[np.floating]
+    ) -> list[Prediction | ActionEvent]:
         """Turn the model's logits for ``request`` into the body's (smoothed) prediction and,
-        for a two-person window, the same prediction for its partner: one decision per pair."""
+        for a two-person window, the same prediction for its partner (one decision per pair),
+        then into the actions that started or ended. In ``events`` mode only the latter."""
         body = self._bodies.get(request.body)
-        if body is None or request.card.labels != self.card.labels:
+        model = self._models.get(request.model or self.models[0])
+        if body is None or model is None or request.card.labels != model.card.labels:
             return []  # evicted meanwhile, or the model changed its labels under it
-        labels = self.card.labels
+        labels = model.card.labels
+        track = body.tracks[model.name]
         probs = softmax(np.asarray(logits).reshape(-1))
         raw = int(np.argmax(probs))
-        none = self.card.none_label
+        none = model.none
         if none is not None and self.config.decision == "off":
-            probs[labels.index(none)] = 0.0  # today's behaviour: every window shows an action
+            probs[none] = 0.0  # today's behaviour: every window shows an action
             probs /= probs.sum()
             raw = int(np.argmax(probs))
-        smoothed, candidate, _ = body.smoother.update(probs)
+        smoothed, candidate, _ = track.smoother.update(probs)
         shown = candidate
-        threshold = self.decision_threshold
+        threshold = self.decision_threshold(model.name)
         if none is not None and threshold is not None:
-            gated = shown_label(smoothed, labels, none, threshold)
-            shown = candidate if gated == candidate else labels.index(none)
-        changed = body.shown is not None and shown != body.shown
-        body.shown = shown
+            gated = shown_label(smoothed, labels, model.card.none_label, threshold)
+            shown = candidate if gated == candidate else none
+        changed = track.shown is not None and shown != track.shown
+        track.shown = shown
         self.stats.predictions += 1
         prediction = Prediction(
             body=request.body,
@@ -580,14 +751,20 @@ class StreamCore:
             raw_label=labels[raw],
             changed=changed,
             partner=request.partner,
+            model=model.name,
         )
-        out = [prediction]
+        predictions = [prediction]
+        actions: list[ActionEvent] = []
         partner = self._bodies.get(request.partner) if request.partner is not None else None
         if partner is not None:
-            partner_changed = partner.shown is not None and shown != partner.shown
-            partner.shown = shown
+            other = partner.tracks[model.name]
+            # the pair's decisions are the first-tracked body's: an action the partner had
+            # alone ends where the pair's window takes over
+            actions.extend(self._close(model, other, request.end, request.end))
+            partner_changed = other.shown is not None and shown != other.shown
+            other.shown = shown
             self.stats.predictions += 1
-            out.append(
+            predictions.append(
                 replace(
                     prediction,
                     body=request.partner,
@@ -595,18 +772,18 @@ class StreamCore:
                     changed=partner_changed,
                 )
             )
-        return out
-
-    @property
-    def decision_threshold(self) -> float | None:
-        """The threshold of the rule in force: the stream's, else the card's; None: no rule."""
-        if self.card.none_label is None or self.config.decision == "off":
-            return None
-        return self.config.threshold if self.config.threshold is not None else self.card.threshold
+        if track.segmenter is not None:
+            bodies = (request.body,) if request.partner is None else (request.body, request.partner)
+            actions.extend(
+                self._segment(model, track, bodies, request.end, shown, float(smoothed[shown]))
+            )
+        if self.config.mode == "events":
+            return list(actions)
+        return [*predictions, *actions]
 
     def finish(
         self, request: WindowRequest, logits: NDArray[np.floating]
-    ) -> list[Prediction] | list[WindowFailed]:
+    ) -> list[Prediction | ActionEvent] | list[WindowFailed]:
         """``complete`` for finite logits; a :class:`WindowFailed` (counted) for the others,
         which would otherwise turn into NaN probabilities shown as a label."""
         row = np.asarray(logits)
@@ -618,23 +795,78 @@ class StreamCore:
                 request.end,
                 "the model's output is not finite for this window: its coordinates are too "
                 "large (check units_scale)",
+                request.model,
             )
             return [failed]
         return self.complete(request, row)
 
-    def process(self, frame: Frame, infer: InferFn) -> list[StreamEvent]:
-        """``add_frame``, one batched ``infer`` call for the due windows, ``finish``."""
+    def process(self, frame: Frame, infer: InferFn | Mapping[str, InferFn]) -> list[StreamEvent]:
+        """``add_frame``, one batched ``infer`` call per model for the due windows, ``finish``.
+        ``infer``: one function for a one-model stream, else one per model name."""
         update = self.add_frame(frame)
         events = list(update.events)
-        if update.due:
-            logits = infer(np.stack([req.window for req in update.due]))
-            for req, row in zip(update.due, logits, strict=True):
+        for name in self._models:
+            due = [req for req in update.due if req.model == name]
+            if not due:
+                continue
+            run = infer[name] if isinstance(infer, Mapping) else infer
+            logits = run(np.stack([req.window for req in due]))
+            for req, row in zip(due, logits, strict=True):
                 events.extend(self.finish(req, row))
         return events
 
     # -- internals ----------------------------------------------------------------------------
-    def _smoother(self) -> LabelSmoother:
-        return LabelSmoother(self.config.smoothing, self.config.hysteresis)
+    def _track(self, model: _Model) -> _Track:
+        none = model.none
+        segmenter = (
+            ActionSegmenter(none, self.config.event_min_s)
+            if none is not None and self.config.decision == "card"
+            else None
+        )
+        return _Track(LabelSmoother(self.config.smoothing, self.config.hysteresis), segmenter)
+
+    def _segment(
+        self,
+        model: _Model,
+        track: _Track,
+        bodies: tuple[BodyId, ...],
+        t: float,
+        shown: int,
+        probability: float,
+    ) -> list[ActionEvent]:
+        assert track.segmenter is not None
+        out: list[ActionEvent] = []
+        labels = model.card.labels
+        for change in track.segmenter.update(t, shown, probability):
+            if isinstance(change, Ended):
+                out.append(self._ended(model, track, change, t))
+            else:
+                track.bodies = bodies
+                self.stats.actions_started += 1
+                out.append(
+                    ActionStarted(
+                        model.name, bodies, labels[change.label], change.start, change.confidence, t
+                    )
+                )
+        return out
+
+    def _close(self, model: _Model, track: _Track, end: float, now: float) -> list[ActionEnded]:
+        if track.segmenter is None:
+            return []
+        ended = track.segmenter.close(end)
+        return [] if ended is None else [self._ended(model, track, ended, now)]
+
+    def _ended(self, model: _Model, track: _Track, change: Ended, now: float) -> ActionEnded:
+        self.stats.actions_ended += 1
+        return ActionEnded(
+            model.name,
+            track.bodies,
+            model.card.labels[change.label],
+            change.start,
+            change.end,
+            change.confidence,
+            now,
+        )
 
     def _capacity(self) -> int:
         # Room for the window at up to 4x the announced frame rate, within the stream's share
@@ -720,34 +952,35 @@ class StreamCore:
         self._tokens -= 1.0
         return True
 
-    def _due(self, body_id: BodyId) -> WindowRequest | None:
+    def _due(self, body_id: BodyId, model: _Model) -> WindowRequest | None:
         body = self._bodies[body_id]
-        span = self.window_s
-        if body.new_frames < self.config.stride:
+        track = body.tracks[model.name]
+        card, span = model.card, model.window_s
+        if track.new_frames < self.config.stride:
             return None
-        partner = self._partner(body_id) if self.card.window.persons > 1 else None
+        partner = self._partner(body_id) if card.window.persons > 1 else None
         if partner is not None and self._bodies[partner].order < body.order:
             # the pair's window is built for its first-tracked body and reported for both
-            body.new_frames = 0
+            track.new_frames = 0
             return None
         # How many grid frames the window would have, from its two ends alone: a body whose
         # window is still too short costs nothing per frame.
         end = body.times[-1]
         first = max(body.times[0], end - span)
-        if math.floor((end - first) * self.card.fps + 1e-6) + 1 < self.config.min_frames:
+        if math.floor((end - first) * card.fps + 1e-6) + 1 < self.config.min_frames:
             return None
         if not self._take_window_token():
             self.stats.windows_deferred += 1
             return None  # still due: the next frame of this body tries again
         times = np.fromiter(body.times, dtype=np.float64, count=len(body.times))
-        frames, start = resample_to_grid(times, np.stack(body.joints), self.card.fps, span)
+        frames, start = resample_to_grid(times, np.stack(body.joints), card.fps, span)
         if len(frames) < self.config.min_frames:
             return None
-        body.new_frames = 0
+        track.new_frames = 0
         persons = frames[None]
         if partner is not None:
             other = self._bodies[partner]
-            grid = start + np.arange(len(frames), dtype=np.float64) / self.card.fps
+            grid = start + np.arange(len(frames), dtype=np.float64) / card.fps
             second = sample_at(np.asarray(other.times), np.stack(other.joints), grid)
             # the first-tracked body of a pair is the window's first person, as in training
             # (a dataset's first skeleton is the first one tracked)
@@ -757,14 +990,14 @@ class StreamCore:
             window = model_window(
                 persons,
                 self.config.layout,
-                self.card,
+                card,
                 units_scale=self.config.units_scale,
                 where=f"body {body_id!r}",
             )
         except (ClipError, LayoutError):
             return None  # nothing but all-zero joints in the window: nothing to classify
         return WindowRequest(
-            body_id, window, start, float(times[-1]), len(frames), self.card, partner
+            body_id, window, start, float(times[-1]), len(frames), card, partner, model.name
         )
 
     def _partner(self, body_id: BodyId) -> BodyId | None:

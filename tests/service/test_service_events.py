@@ -1,0 +1,192 @@
+"""Action events: shown labels become action_started / action_ended, per body and model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.engine import InferenceEngine
+from service.segments import ActionSegmenter, Ended, Started
+from service.stream import (
+    ActionEnded,
+    ActionStarted,
+    Eviction,
+    Frame,
+    Prediction,
+    StreamConfig,
+    StreamCore,
+    StreamError,
+)
+from skeleton.card import ModelCard
+from tests.service.tiny_service import LAYOUT, TinyModel, random_clip
+
+NONE = 0
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: TinyModel) -> InferenceEngine:
+    return InferenceEngine(tiny_model.path)
+
+
+def with_none(card: ModelCard, threshold: float, name: str = "with-none") -> ModelCard:
+    """The tiny model's card with its last label as the none label and a decision rule."""
+    rule = {"rule": "top_probability", "threshold": threshold}
+    return replace(card, name=name, none_label=card.labels[-1], decision=rule)
+
+
+def runs(labels: list[int]) -> list[tuple[int, int, int]]:
+    """(label, first index, end index) of the runs of labels other than NONE."""
+    out, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            if labels[start] != NONE:
+                out.append((labels[start], start, i))
+            start = i
+    return out
+
+
+def segments(labels: list[int], min_s: float) -> list[tuple[int, float, float]]:
+    """Replay ``labels`` shown at t = 0, 1, 2 ... and close at the end: (label, start, end)."""
+    seg = ActionSegmenter(NONE, min_s)
+    started: list[Started] = []
+    ended: list[Ended] = []
+    for t, label in enumerate(labels):
+        for change in seg.update(float(t), label, 0.5):
+            (ended if isinstance(change, Ended) else started).append(change)
+        assert len(started) - len(ended) == (seg.active is not None)
+    last = seg.close(float(len(labels)))
+    ended += [last] if last is not None else []
+    assert [(s.label, s.start) for s in started] == [(e.label, e.start) for e in ended]
+    return [(e.label, e.start, e.end) for e in ended]
+
+
+label_runs = st.lists(st.integers(0, 3), min_size=1, max_size=80)
+
+
+@given(label_runs)
+@settings(max_examples=200, deadline=None)
+def test_without_a_minimum_duration_actions_are_the_runs_of_shown_labels(
+    labels: list[int],
+) -> None:
+    assert segments(labels, 0.0) == [(lab, float(a), float(b)) for lab, a, b in runs(labels)]
+
+
+@given(label_runs, st.integers(1, 5))
+@settings(max_examples=200, deadline=None)
+def test_no_action_is_shorter_than_the_minimum_and_flicker_ends_nothing(
+    labels: list[int], min_s: int
+) -> None:
+    found = segments(labels, float(min_s))
+    # every action ended by a successor lasted at least min_s (the last one may be cut short
+    # by the end of the stream)
+    assert all(end - start >= min_s for _, start, end in found[:-1])
+    # an action starts only on a label shown for min_s in a row
+    for label, start, _ in found:
+        held = labels[int(start) : int(start) + min_s + 1]
+        assert len(held) == min_s + 1 and set(held) == {label}
+
+
+def test_a_short_flicker_does_not_split_an_action() -> None:
+    labels = [0, 1, 1, 1, 1, 2, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert segments(labels, 2.0) == [(1, 1.0, 12.0)]
+    assert segments(labels, 0.0) == [(1, 1.0, 5.0), (2, 5.0, 6.0), (1, 6.0, 8.0), (1, 9.0, 12.0)]
+
+
+def feed(core: StreamCore, infer, clips: dict, t0: float = 0.0) -> list:  # type: ignore[no-untyped-def]
+    events = []
+    frames = max(len(c) for c in clips.values())
+    for i in range(frames):
+        bodies = {b: c[i] for b, c in clips.items() if i < len(c)}
+        events += core.process(Frame(t0 + i / 30, bodies), infer)
+    return events
+
+
+def test_events_follow_the_shown_labels_and_end_when_the_body_leaves(
+    engine: InferenceEngine,
+) -> None:
+    card = with_none(engine.card, 0.0)
+    clip = random_clip(150, seed=4)
+    config = {"layout": LAYOUT, "stride": 2, "min_frames": 8, "event_min_s": 0.0}
+    windows = feed(StreamCore(StreamConfig(**config), card), engine.run, {1: clip})
+    shown = [(p.end, p.label) for p in windows if isinstance(p, Prediction)]
+    expected = []
+    for i, (t, label) in enumerate(shown):
+        if label != card.none_label and (i == 0 or shown[i - 1][1] != label):
+            expected.append((label, t))
+    assert expected, "the tiny model shows no action on this clip: pick another seed"
+    started = [(e.label, e.start) for e in windows if isinstance(e, ActionStarted)]
+    assert started == expected
+    assert all(e.bodies == (1,) and e.model == card.name for e in windows
+               if isinstance(e, ActionStarted | ActionEnded))  # fmt: skip
+
+    # events only: the same actions, no window predictions; leaving ends the open one
+    core = StreamCore(StreamConfig(**config, mode="events"), card)
+    events = feed(core, engine.run, {1: clip})
+    assert not any(isinstance(e, Prediction) for e in events)
+    assert [e for e in events if isinstance(e, ActionStarted)] == [
+        e for e in windows if isinstance(e, ActionStarted)
+    ]
+    open_action = core.current_actions()[card.name][1]
+    left = core.evict_all()
+    assert isinstance(left[-1], Eviction)
+    if open_action is not None:
+        (ended,) = left[:-1]
+        assert isinstance(ended, ActionEnded) and ended.label == open_action
+        assert ended.end == left[-1].last_seen == (len(clip) - 1) / 30
+    assert core.stats.actions_started == core.stats.actions_ended
+
+
+def test_a_pair_gets_one_event_naming_both_bodies(engine: InferenceEngine) -> None:
+    card = with_none(engine.card, 0.0)
+    assert card.window.persons == 2
+    config = StreamConfig(layout=LAYOUT, stride=3, min_frames=8, event_min_s=0.1, mode="events")
+    core = StreamCore(config, card)
+    events = feed(core, engine.run, {"a": random_clip(120, seed=5),
+                                     "b": random_clip(120, seed=6) + 0.5})  # fmt: skip
+    started = [e for e in events if isinstance(e, ActionStarted)]
+    assert started and all(e.bodies == ("a", "b") for e in started)
+
+
+def test_events_need_a_model_that_can_say_none(engine: InferenceEngine) -> None:
+    with pytest.raises(StreamError, match="field 'mode'.*no none label"):
+        StreamCore(StreamConfig(layout=LAYOUT, mode="events"), engine.card)
+    with pytest.raises(StreamError, match="'decision' is 'off'"):
+        StreamCore(
+            StreamConfig(layout=LAYOUT, mode="events", decision="off"),
+            with_none(engine.card, 0.5),
+        )
+    # a model without a none label keeps today's behaviour: predictions, no events
+    core = StreamCore(StreamConfig(layout=LAYOUT, stride=4, min_frames=8), engine.card)
+    events = feed(core, engine.run, {1: random_clip(60, seed=1)})
+    assert events and all(isinstance(e, Prediction) for e in events)
+
+
+def test_one_stream_runs_several_models_on_every_frame(engine: InferenceEngine) -> None:
+    cards = {"plain": engine.card, "gated": with_none(engine.card, 1.01)}
+    config = StreamConfig(layout=LAYOUT, stride=5, min_frames=8)
+    clip = random_clip(60, seed=2)
+    core = StreamCore(config, cards)
+    calls: list[str] = []
+
+    def counted(name: str):  # type: ignore[no-untyped-def]
+        def run(windows: np.ndarray) -> np.ndarray:
+            calls.append(name)
+            return engine.run(windows)
+
+        return run
+
+    events = feed(core, {name: counted(name) for name in cards}, {1: clip})
+    by_model = {name: [e for e in events if isinstance(e, Prediction) and e.model == name]
+                for name in cards}  # fmt: skip
+    alone = [e for e in feed(StreamCore(config, engine.card), engine.run, {1: clip})
+             if isinstance(e, Prediction)]  # fmt: skip
+    # the same windows, decided per model: the plain model as if alone, the gated one none
+    assert [(p.end, p.top_k) for p in by_model["plain"]] == [(p.end, p.top_k) for p in alone]
+    assert [p.end for p in by_model["gated"]] == [p.end for p in alone]
+    assert {p.label for p in by_model["gated"]} == {engine.card.labels[-1]}
+    assert sorted(set(calls)) == ["gated", "plain"]
+    assert core.models == ["plain", "gated"] and core.card is engine.card
