@@ -174,8 +174,13 @@ def stream_scores(
     none: int,
     fps: float,
     iou: float = 0.5,
+    known: Sequence[NDArray[np.integer]] | None = None,
 ) -> dict[str, float]:
-    """Every score of the module for a set of videos (truth and shown per-frame labels)."""
+    """Every score of the module for a set of videos (truth and shown per-frame labels).
+
+    ``known``: per-frame labels as a client learnt them, when that is later than ``shown``
+    says (action events are decided ``event_min_s`` after the start they report); latency is
+    measured on them."""
     classes = none + 1
     truths = [s for v, labels in enumerate(truth) for s in runs(labels, none, v)]
     predictions = [
@@ -184,7 +189,7 @@ def stream_scores(
     ]  # fmt: skip
     detection = detection_scores(predictions, truths, none, iou)
     frames = frame_scores(np.concatenate(truth), np.concatenate(shown), classes)
-    latencies = start_latencies(truths, shown, fps)
+    latencies = start_latencies(truths, shown if known is None else known, fps)
     found = [x for x in latencies if x is not None]
     background_min = float(sum(int((t == none).sum()) for t in truth)) / fps / 60.0
     alarms = false_alarms(predictions, truths)

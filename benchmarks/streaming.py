@@ -39,7 +39,14 @@ from numpy.typing import NDArray
 from benchmarks.report import publish
 from benchmarks.stream_scoring import stream_scores
 from service.engine import EngineOptions, InferenceEngine
-from service.stream import Frame, Prediction, StreamConfig, StreamCore
+from service.stream import (
+    ActionEnded,
+    ActionStarted,
+    Frame,
+    Prediction,
+    StreamConfig,
+    StreamCore,
+)
 from skeleton.card import ModelCard
 from skeleton.clip import inference_window
 from skeleton.layouts import convert
@@ -52,14 +59,36 @@ FPS = 30.0
 # The stream settings every replay uses (what a client would send in its WebSocket config).
 STREAM = {"stride": 4, "smoothing": 0.5, "hysteresis": 0.1, "min_frames": 16, "top_k": 1}
 GAP_S = 4.0  # background between two UTD-MHAD clips
+# Minimum durations of an action event (StreamConfig.event_min_s) compared in one replay.
+EVENT_MIN_S = (0.0, 0.3, 0.6, 1.0)
 
 
 @dataclass
 class Shown:
-    """Per-frame label index and its probability shown for body 1 of one video."""
+    """Per-frame label index and its probability shown for body 1 of one video, and the
+    action events of body 1 (an action open when the video ends ends with it)."""
 
     labels: NDArray[np.int64]
     probability: NDArray[np.float64]
+    events: list[ActionStarted | ActionEnded]
+
+
+def event_frames(
+    events: Sequence[ActionStarted | ActionEnded], card: ModelCard, frames: int, none: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """Per-frame labels of the actions ``events`` report (from start to end, with the action's
+    mean confidence), and as a client knew them (from the action_started message on)."""
+    reported = np.full(frames, none, dtype=np.int64)
+    probability = np.zeros(frames, dtype=np.float64)
+    known = np.full(frames, none, dtype=np.int64)
+    decided = {(e.label, e.start): e.timestamp for e in events if isinstance(e, ActionStarted)}
+    for e in events:
+        if isinstance(e, ActionEnded):
+            label = card.labels.index(e.label)
+            start, end = round(e.start * FPS), round(e.end * FPS)
+            reported[start:end], probability[start:end] = label, e.confidence
+            known[round(decided[(e.label, e.start)] * FPS) : end] = label
+    return reported, probability, known
 
 
 class CachedInference:
@@ -93,7 +122,8 @@ def replay(
     configs: Sequence[StreamConfig],
 ) -> list[Shown]:
     """Stream ``data`` (M, T, V, 3) frame by frame, persons as bodies 1..M (an all-zero person
-    is not in view), into one core per config; the labels body 1 shows at every frame."""
+    is not in view), into one core per config; the labels body 1 shows at every frame and its
+    action events (the bodies leave when the video ends)."""
     none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
     frames = data.shape[1]
     now = [0.0]  # simulated time: the replay runs as if the camera sent frames at 30 fps
@@ -101,6 +131,7 @@ def replay(
     shown = [np.full(frames, none, dtype=np.int64) for _ in cores]
     prob = [np.zeros(frames, dtype=np.float64) for _ in cores]
     current = [(none, 0.0) for _ in cores]
+    actions: list[list[ActionStarted | ActionEnded]] = [[] for _ in cores]
     present = (data != 0).any(axis=(2, 3))  # (M, T)
     for t in range(frames):
         bodies = {m + 1: data[m, t] for m in range(data.shape[0]) if present[m, t]}
@@ -110,10 +141,39 @@ def replay(
             for event in core.process(frame, infer):
                 if isinstance(event, Prediction) and event.body == 1:
                     current[c] = (card.labels.index(event.label), event.probability)
+                elif isinstance(event, ActionStarted | ActionEnded) and 1 in event.bodies:
+                    actions[c].append(event)
             if 1 not in core.bodies:
                 current[c] = (none, 0.0)
             shown[c][t], prob[c][t] = current[c]
-    return [Shown(s, p) for s, p in zip(shown, prob, strict=True)]
+    for c, core in enumerate(cores):
+        left = core.evict_all()
+        actions[c] += [e for e in left if isinstance(e, ActionEnded) and 1 in e.bodies]
+    return [Shown(*out) for out in zip(shown, prob, actions, strict=True)]
+
+
+def scored_variants(
+    results: Sequence[Sequence[Shown]],
+    truth: Sequence[NDArray[np.int64]],
+    card: ModelCard,
+    none: int,
+) -> list[dict[str, Any]]:
+    """The scores of every variant of a replay whose cores ran ``variant_configs``' configs:
+    ``baseline`` (no none), ``shipped`` (per-frame shown labels under the card's rule) and
+    ``events`` for each minimum duration (segments from action_started / action_ended)."""
+    rows = []
+    for variant, index in (("baseline", 0), ("shipped", 1)):
+        shown = [r[index] for r in results]
+        scores = stream_scores(truth, [s.labels for s in shown], [s.probability for s in shown],
+                               none, FPS)  # fmt: skip
+        rows.append({"variant": variant, "event_min_s": None, **scores})
+    for i, min_s in enumerate(EVENT_MIN_S):
+        frames = [event_frames(r[1 + i].events, card, len(t), none) for r, t in
+                  zip(results, truth, strict=True)]  # fmt: skip
+        scores = stream_scores(truth, [f[0] for f in frames], [f[1] for f in frames], none, FPS,
+                               known=[f[2] for f in frames])  # fmt: skip
+        rows.append({"variant": "events", "event_min_s": min_s, **scores})
+    return rows
 
 
 def truth_labels(stream: Stream, lookup: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -129,8 +189,8 @@ def pku_rows(
     assert card.none_label is not None, "the interaction model's card names no none label"
     none = card.labels.index(card.none_label)
     configs = [
-        StreamConfig(layout="ntu25", fps=FPS, **STREAM),
         StreamConfig(layout="ntu25", fps=FPS, decision="off", **STREAM),
+        *(StreamConfig(layout="ntu25", fps=FPS, event_min_s=m, **STREAM) for m in EVENT_MIN_S),
     ]
     rows: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
@@ -149,31 +209,27 @@ def pku_rows(
                 results.append(replay(clip, "ntu25", card, infer, configs))
                 infer.clear()
             seconds = time.perf_counter() - started
-            for variant, index in (("shipped", 0), ("baseline", 1)):
-                shown = [r[index] for r in results]
-                scores = stream_scores(
-                    truth, [s.labels for s in shown], [s.probability for s in shown], none, FPS
-                )
-                rows.append(
-                    {
-                        "model": card.name,
-                        "split": split,
-                        "persons": persons,
-                        "variant": variant,
-                        **scores,
-                        "trimmed_top1": trimmed,
-                        "videos": len(videos),
-                        "test_videos_in_training": sum(v.name in seen for v in videos),
-                        "replay_seconds": round(seconds, 1),
-                    }
-                )
+            common = {
+                "model": card.name,
+                "split": split,
+                "persons": persons,
+                "trimmed_top1": trimmed,
+                "videos": len(videos),
+                "test_videos_in_training": sum(v.name in seen for v in videos),
+                "replay_seconds": round(seconds, 1),
+            }
+            for row in scored_variants(results, truth, card, none):
+                rows.append({**common, **row})
                 print(json.dumps(rows[-1]), file=sys.stderr)
             if split == splits[0] and persons == "both":
                 timeline = {
                     "video": videos[0].name,
                     "truth": truth[0],
-                    "shipped": results[0][0].labels,
-                    "baseline": results[0][1].labels,
+                    "shipped": results[0][1].labels,
+                    "events": event_frames(
+                        results[0][1 + EVENT_MIN_S.index(0.3)].events, card, len(truth[0]), none
+                    )[0],
+                    "baseline": results[0][0].labels,
                     "labels": card.labels,
                     "none": none,
                 }
@@ -240,41 +296,49 @@ def utd_streams(per_stream: int = 27) -> tuple[list[Any], list[Any]]:
 def gesture_rows(
     engine: InferenceEngine, baseline: InferenceEngine | None, limit: int | None
 ) -> list[dict[str, Any]]:
+    """The gesture model on UTD-MHAD streams; its baseline is ``baseline`` (a model without
+    none) when given, else the same model with the rule off."""
     streams, truths = utd_streams()
     if limit:
         streams, truths = streams[:limit], truths[:limit]
-    rows = []
-    runs = [("shipped", engine, "card")]
-    runs.append(("baseline", baseline, "card") if baseline else ("baseline", engine, "off"))
-    for variant, model, decision in runs:
-        assert model is not None
+    utd_classes = load_dataset("utd-mhad").classes
+    none = len(utd_classes)  # the truth's none: 27
+
+    def replayed(model: InferenceEngine, configs: list[StreamConfig]) -> list[list[Shown]]:
         card = model.card
-        config = StreamConfig(layout="utd20", fps=FPS, decision=decision, **STREAM)
-        infer = CachedInference(model)
-        none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
-        shown = []
+        # the truth is in UTD-MHAD label order, none last: so must the model's labels be
+        assert list(card.labels[:none]) == list(utd_classes), card.labels
+        assert card.none_label in (None, card.labels[-1]), card.none_label
+        infer, out = CachedInference(model), []
         for stream in streams:
-            (result,) = replay(stream, "utd20", card, infer, [config])
+            out.append(replay(stream, "utd20", card, infer, configs))
             infer.clear()
-            # the model's label indices in UTD-MHAD order; none -> 27
-            mapped = np.where(result.labels == none, 27, result.labels)
-            shown.append(Shown(mapped, result.probability))
-        scores = stream_scores(
-            truths, [s.labels for s in shown], [s.probability for s in shown], 27, FPS
+        return out
+
+    configs = [
+        StreamConfig(layout="utd20", fps=FPS, decision="off", **STREAM),
+        *(StreamConfig(layout="utd20", fps=FPS, event_min_s=m, **STREAM) for m in EVENT_MIN_S),
+    ]
+    rows = scored_variants(replayed(engine, configs), truths, engine.card, none)
+    models = [engine.card.name] * len(rows)
+    if baseline is not None:
+        plain = [StreamConfig(layout="utd20", fps=FPS, **STREAM)]
+        shown = [r[0] for r in replayed(baseline, plain)]
+        scores = stream_scores(truths, [s.labels for s in shown], [s.probability for s in shown],
+                               none, FPS)  # fmt: skip
+        rows[0], models[0] = (
+            {"variant": "baseline", "event_min_s": None, **scores},
+            baseline.card.name,
         )
-        rows.append(
-            {
-                "model": card.name,
-                "split": "utd-streams",
-                "persons": "actor",
-                "variant": variant,
-                **scores,
-                "trimmed_top1": trimmed_top1(model, "utd-mhad"),
-                "videos": len(streams),
-            }
-        )
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    return rows
+    top1 = {engine.card.name: trimmed_top1(engine, "utd-mhad")}
+    if baseline is not None:
+        top1[baseline.card.name] = trimmed_top1(baseline, "utd-mhad")
+    out = []
+    for row, name in zip(rows, models, strict=True):
+        common = {"model": name, "split": "utd-streams", "persons": "actor"}
+        out.append({**common, **row, "trimmed_top1": top1[name], "videos": len(streams)})
+        print(json.dumps(out[-1]), file=sys.stderr)
+    return out
 
 
 def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
@@ -285,10 +349,11 @@ def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
 
     labels, none = timeline["labels"], timeline["none"]
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(3, 1, figsize=(14, 3.6), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(14, 4.6), sharex=True)
     for ax, key, title in zip(
-        axes, ("truth", "shipped", "baseline"),
-        ("ground truth", "shown (card rule)", "shown (baseline: no none)"), strict=True,
+        axes, ("truth", "events", "shipped", "baseline"),
+        ("ground truth", "action events (min 0.3 s)", "shown (card rule)",
+         "shown (baseline: no none)"), strict=True,
     ):  # fmt: skip
         series = np.asarray(timeline[key])
         for label in range(len(labels)):
@@ -309,6 +374,11 @@ def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def variant_name(row: dict[str, Any]) -> str:
+    min_s = row.get("event_min_s")
+    return str(row["variant"]) if min_s is None else f"events, min {min_s:g} s"
+
+
 def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str) -> str:
     head = (
         "| model | split | persons | variant | mAP@0.5 | F1@0.5 | frame acc | frame macro F1 "
@@ -317,7 +387,8 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     )
     body = "".join(
-        f"| {r['model']} | {r['split']} | {r['persons']} | {r['variant']} | {r['map_iou50']:.3f} "
+        f"| {r['model']} | {r['split']} | {r['persons']} | {variant_name(r)} "
+        f"| {r['map_iou50']:.3f} "
         f"| {r['f1_iou50']:.3f} | {r['frame_accuracy']:.3f} | {r['frame_macro_f1']:.3f} "
         f"| {r['latency_median_s']:.2f} / {r['latency_p90_s']:.2f} | {r['missed_share']:.3f} "
         f"| {r['false_alarms_per_min']:.2f} | {r['trimmed_top1']:.3f} "
@@ -331,9 +402,12 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         f"{ran} ({machine}). The gesture baseline is the trimmed-clip default model before the "
         "none class (`git show 18dcd1b:models/default.onnx`, and its `default.card.json`). "
         "Every test video replayed at 30 fps through `StreamCore` and "
-        f"the exported ONNX model (stream settings: {settings}). `shipped`: the card's none "
-        "label and decision rule; `baseline`: every window shows its top action (today's "
-        "behaviour). `actor`: only the first person is sent. `utd-streams`: UTD-MHAD test "
+        f"the exported ONNX model (stream settings: {settings}). `shipped`: the label shown "
+        "at each frame under the card's none label and decision rule; `events, min x s`: the "
+        "actions of the `action_started` / `action_ended` events with `event_min_s` x (scored "
+        "from the start and end they report; latency from the `action_started` message); "
+        "`baseline`: every window shows its top action (no none). `actor`: only the first "
+        "person is sent. `utd-streams`: UTD-MHAD test "
         f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"
         + head
         + body

@@ -51,6 +51,8 @@ from service.api.state import ServiceState, get_state
 from service.stream import (
     BODY_DROP_REASONS,
     DROP_REASONS,
+    ActionEnded,
+    ActionStarted,
     ClockJump,
     Eviction,
     Frame,
@@ -187,9 +189,12 @@ def event_message(event: StreamEvent, stats: StreamStats) -> dict[str, Any]:
             f"{event.detail or event.reason} (counted in 'dropped' from now on)",
             "timestamp": event.timestamp,
         }
+    if isinstance(event, ActionStarted | ActionEnded):
+        return action_message(event)
     if isinstance(event, Prediction):
         return {
             "type": "prediction",
+            "model": event.model,
             "body": event.body,
             "label": event.label,
             "probability": event.probability,
@@ -206,6 +211,22 @@ def event_message(event: StreamEvent, stats: StreamStats) -> dict[str, Any]:
         "last_seen": event.last_seen,
         "timestamp": event.timestamp,
     }
+
+
+def action_message(event: ActionStarted | ActionEnded) -> dict[str, Any]:
+    """``action_started`` / ``action_ended``: the same fields as the core's event."""
+    message: dict[str, Any] = {
+        "type": "action_started" if isinstance(event, ActionStarted) else "action_ended",
+        "model": event.model,
+        "bodies": list(event.bodies),
+        "label": event.label,
+        "start": event.start,
+    }
+    if isinstance(event, ActionEnded):
+        message["end"] = event.end
+    message["confidence"] = event.confidence
+    message["timestamp"] = event.timestamp
+    return message
 
 
 class StreamConnection:
