@@ -10,12 +10,18 @@ import typer
 
 def serve(
     model: Path | None = typer.Option(
-        None, "--model", "-m", help="ONNX model (its card beside it). Default: models/default.onnx."
+        None, "--model", "-m", help="One ONNX model (its card beside it), named by its file stem."
+    ),
+    models: Path | None = typer.Option(
+        None,
+        "--models",
+        help="A folder: serve every *.onnx in it (each with its card), named by file stem. "
+        "Default (no --model either): the checkout's models/.",
     ),
     host: str | None = typer.Option(None, "--host", help="Interface to listen on (127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", "-p", help="TCP port (8000)."),
 ) -> None:
-    """Serve REST, WebSocket streams, OIP v2 and /metrics; SIGHUP reloads the model.
+    """Serve REST, WebSocket streams, OIP v2 and /metrics; SIGHUP reloads every model.
 
     Every other setting comes from MASKSEM_* environment variables (see service/settings.py).
     """
@@ -23,12 +29,18 @@ def serve(
     import uvicorn
 
     from service.app import create_app, uvicorn_config
+    from service.model_registry import ModelFolderError, plan_models
     from service.settings import ServiceSettings
-    from skeleton.card import CardError, load_card
 
+    if model is not None and models is not None:
+        typer.echo("pass --model FILE or --models DIR, not both", err=True)
+        raise typer.Exit(2)
     overrides: dict[str, object] = {}
+    # an option given here wins over both MASKSEM_MODEL and MASKSEM_MODELS
     if model is not None:
-        overrides["model"] = model
+        overrides.update(model=model, models=None)
+    if models is not None:
+        overrides.update(model=None, models=models)
     if host is not None:
         overrides["host"] = host
     if port is not None:
@@ -42,17 +54,10 @@ def serve(
         )
         typer.echo(f"invalid settings: {problems or err}", err=True)
         raise typer.Exit(2) from err
-    if not settings.model.is_file():
-        typer.echo(
-            f"no model at {settings.model}: pass --model (or set MASKSEM_MODEL), or export "
-            "one with `masksem export --checkpoint ... --out models/default.onnx`",
-            err=True,
-        )
-        raise typer.Exit(2)
     try:
-        load_card(settings.model)  # the same check the service makes, with a clean message
-    except CardError as err:
-        typer.echo(f"refusing to serve {settings.model}: {err}", err=True)
+        plan_models(settings)  # the checks the service makes, with a one-line message
+    except ModelFolderError as err:
+        typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     app = create_app(settings, reload_on_sighup=True)
     uvicorn.Server(uvicorn_config(app, settings)).run()

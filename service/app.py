@@ -23,6 +23,7 @@ from service.api.state import ServiceState
 from service.engine import EngineOptions
 from service.http_timeouts import header_timeout_protocol
 from service.metrics import ServiceMetrics
+from service.model_registry import ModelRegistry, plan_models
 from service.runtime import BatchingOptions, ModelSlot
 from service.settings import ServiceSettings
 
@@ -30,25 +31,35 @@ log = logging.getLogger(__name__)
 
 
 def build_state(settings: ServiceSettings) -> ServiceState:
+    """Everything the routes share; raises :class:`ModelFolderError` when the settings name
+    nothing servable (before any model loads)."""
+    plan = plan_models(settings)
     metrics = ServiceMetrics()
-    slot = ModelSlot(
-        settings.model,
-        EngineOptions(
-            providers=settings.providers,
-            intra_op_threads=settings.intra_op_threads,
-            warmup_runs=settings.warmup_runs,
-            warmup_batch=settings.max_batch,
-        ),
-        BatchingOptions(
-            max_batch=settings.max_batch,
-            max_wait_s=settings.max_wait_ms / 1000,
-            chunk=settings.max_batch_per_client,
-        ),
-        metrics,
-        drain_timeout_s=settings.reload_drain_s,
+    engine_options = EngineOptions(
+        providers=settings.providers,
+        intra_op_threads=settings.intra_op_threads,
+        warmup_runs=settings.warmup_runs,
+        warmup_batch=settings.max_batch,
     )
+    batching = BatchingOptions(
+        max_batch=settings.max_batch,
+        max_wait_s=settings.max_wait_ms / 1000,
+        chunk=settings.max_batch_per_client,
+    )
+    slots = {
+        name: ModelSlot(
+            path,
+            engine_options,
+            batching,
+            metrics,
+            name=name,
+            drain_timeout_s=settings.reload_drain_s,
+        )
+        for name, path in plan.files.items()
+    }
+    models = ModelRegistry(slots, default_name=plan.default_name, folder=plan.folder)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    return ServiceState(settings=settings, slot=slot, metrics=metrics, limiter=limiter)
+    return ServiceState(settings=settings, models=models, metrics=metrics, limiter=limiter)
 
 
 def is_loopback(host: str) -> bool:
@@ -66,15 +77,16 @@ def exposure_warning(settings: ServiceSettings) -> str | None:
         return None
     return (
         f"listening on {settings.host}, not loopback, with no MASKSEM_API_KEY: anyone who "
-        "reaches the port can stream, watch every stream and reload the model"
+        "reaches the port can stream, watch every stream and reload the models"
     )
 
 
 def create_app(
     settings: ServiceSettings | None = None, *, reload_on_sighup: bool = False
 ) -> FastAPI:
-    """A service over ``settings.model``; with ``reload_on_sighup`` SIGHUP reloads the model
-    (only where the app runs on the main thread's event loop, as under ``masksem serve``)."""
+    """A service over the models the settings name (service/model_registry.py); with
+    ``reload_on_sighup`` SIGHUP reloads every model (only where the app runs on the main
+    thread's event loop, as under ``masksem serve``)."""
     settings = settings or ServiceSettings()  # type: ignore[call-arg]  # from the environment
     if (warning := exposure_warning(settings)) is not None:
         log.warning(warning)
@@ -82,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.slot.start()
+        await state.models.start()
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[object]] = set()
 
@@ -98,7 +110,7 @@ def create_app(
         finally:
             if reload_on_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
-            await state.slot.close()
+            await state.models.close()
 
     app = FastAPI(
         title="MaskSem action recognition",
@@ -126,12 +138,14 @@ def create_app(
 
 
 async def _reload_logged(state: ServiceState) -> None:
-    try:
-        runtime = await state.slot.reload()
-    except Exception as err:  # noqa: BLE001 - a failed reload keeps the old model serving
-        log.error("SIGHUP reload failed, still serving the previous model: %s", err)
-    else:
-        log.info("SIGHUP reload: now serving %s %s", runtime.card.name, runtime.card.version)
+    for name, outcome in (await state.models.reload_all()).items():
+        if isinstance(outcome, Exception):
+            log.error(
+                "SIGHUP reload of %r failed, still serving its previous file: %s", name, outcome
+            )
+        else:
+            card = outcome.card
+            log.info("SIGHUP reload: %r now serves %s %s", name, card.name, card.version)
 
 
 def uvicorn_config(app: FastAPI, settings: ServiceSettings, **overrides: object) -> uvicorn.Config:

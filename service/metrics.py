@@ -1,4 +1,8 @@
-"""Prometheus metrics of one service instance, in a registry of its own (no global state)."""
+"""Prometheus metrics of one service instance, in a registry of its own (no global state).
+
+Inference, batch, queue-wait, prediction, reload and model-info metrics carry a ``model`` label:
+the served name of the model (its file stem), as the routes take it.
+"""
 
 from __future__ import annotations
 
@@ -30,15 +34,21 @@ class ServiceMetrics:
         self.inference_seconds = Histogram(
             "masksem_inference_seconds",
             "onnxruntime time per batch",
+            ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
-            "masksem_batch_size", "windows per onnxruntime call", buckets=_BATCH_BUCKETS, registry=r
+            "masksem_batch_size",
+            "windows per onnxruntime call",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.queue_wait_seconds = Histogram(
             "masksem_queue_wait_seconds",
             "time a window waited for its batch",
+            ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -66,20 +76,22 @@ class ServiceMetrics:
             "masksem_stream_errors", "error messages sent to stream clients", ["code"], registry=r
         )
         self.predictions = Counter(
-            "masksem_predictions", "predictions sent", ["transport"], registry=r
+            "masksem_predictions", "predictions sent", ["transport", "model"], registry=r
         )
-        self.reloads = Counter("masksem_reloads", "model reloads", ["outcome"], registry=r)
-        self.model = Info("masksem_model", "the model being served", registry=r)
+        self.reloads = Counter("masksem_reloads", "model reloads", ["outcome", "model"], registry=r)
+        self.model = Info("masksem_model", "a model being served", ["model"], registry=r)
 
-    def observe_batch(self, size: int, seconds: float, queue_waits: Sequence[float]) -> None:
-        self.batch_size.observe(size)
-        self.inference_seconds.observe(seconds)
-        for wait in queue_waits:
-            self.queue_wait_seconds.observe(wait)
+    def batch_observer(self, model: str) -> ModelBatches:
+        """The micro-batcher's :class:`BatchObserver` for the model served as ``model``."""
+        return ModelBatches(
+            self.batch_size.labels(model),
+            self.inference_seconds.labels(model),
+            self.queue_wait_seconds.labels(model),
+        )
 
-    def set_model(self, engine: InferenceEngine) -> None:
+    def set_model(self, model: str, engine: InferenceEngine) -> None:
         card = engine.card
-        self.model.info(
+        self.model.labels(model).info(
             {
                 "name": card.name,
                 "version": card.version,
@@ -89,3 +101,16 @@ class ServiceMetrics:
                 "file": engine.path.name,  # never the server's folders
             }
         )
+
+
+class ModelBatches:
+    """Records one model's batches (the :class:`service.engine.BatchObserver` of its batcher)."""
+
+    def __init__(self, batch_size: Histogram, inference: Histogram, queue_wait: Histogram) -> None:
+        self._size, self._inference, self._wait = batch_size, inference, queue_wait
+
+    def observe_batch(self, size: int, seconds: float, queue_waits: Sequence[float]) -> None:
+        self._size.observe(size)
+        self._inference.observe(seconds)
+        for wait in queue_waits:
+            self._wait.observe(wait)

@@ -1,4 +1,4 @@
-"""The model being served and its atomic replacement (hot reload) while requests run.
+"""A model being served and its atomic replacement (hot reload) while requests run.
 
 A request takes the current :class:`ModelRuntime` with ``async with slot.use()`` and keeps it
 to the end, so its preprocessing (from the card) and its inference always match. A reload
@@ -59,7 +59,11 @@ def load_engine(path: Path, options: EngineOptions) -> InferenceEngine:
 
 
 class ModelSlot:
-    """Holds the served model; ``reload`` swaps it with no request failing."""
+    """Holds one served model; ``reload`` swaps it with no request failing.
+
+    ``name`` is what clients call the model (its file stem at start-up); it stays the same
+    when a reload swaps in another file, so metrics and routes keep their name.
+    """
 
     def __init__(
         self,
@@ -68,9 +72,11 @@ class ModelSlot:
         batching: BatchingOptions,
         metrics: ServiceMetrics,
         *,
+        name: str | None = None,
         drain_timeout_s: float = 30.0,
     ) -> None:
         self.path = Path(path)
+        self.name = name if name is not None else self.path.stem
         self.engine_options, self.batching, self.metrics = engine_options, batching, metrics
         self.drain_timeout_s = drain_timeout_s
         self._current: ModelRuntime | None = None
@@ -84,7 +90,7 @@ class ModelSlot:
     @property
     def current(self) -> ModelRuntime:
         if self._current is None:
-            raise RuntimeError("the model is not loaded yet")
+            raise RuntimeError(f"the model {self.name!r} is not loaded yet")
         return self._current
 
     async def start(self) -> None:
@@ -113,23 +119,25 @@ class ModelSlot:
             try:
                 engine = await asyncio.to_thread(load_engine, target, self.engine_options)
             except Exception:
-                self.metrics.reloads.labels("failed").inc()
+                self.metrics.reloads.labels("failed", self.name).inc()
                 raise
             batcher = MicroBatcher(
                 engine,
                 max_batch=self.batching.max_batch,
                 max_wait_s=self.batching.max_wait_s,
                 chunk=self.batching.chunk,
-                observer=self.metrics,
+                observer=self.metrics.batch_observer(self.name),
             )
             batcher.start()
             new = ModelRuntime(engine, batcher)
             old, self._current, self.path = self._current, new, target
             self.generation += 1
-            self.metrics.set_model(engine)
-            self.metrics.reloads.labels("ok").inc()
+            self.metrics.set_model(self.name, engine)
+            self.metrics.reloads.labels("ok", self.name).inc()
             log.info(
-                "serving %s %s (%s) on %s",
+                "serving %s as %r: %s %s (%s) on %s",
+                target.name,
+                self.name,
                 engine.card.name,
                 engine.card.version,
                 engine.card.variant,

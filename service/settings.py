@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The model ``masksem serve`` loads when given none (inside a source checkout).
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.onnx"
+#: The folder ``masksem serve`` serves when given no model (inside a source checkout): both
+#: shipped models, ``default`` and ``interaction``.
+DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 class ServiceSettings(BaseSettings):
@@ -16,7 +17,19 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MASKSEM_", extra="ignore", frozen=True)
 
-    model: Path = Field(DEFAULT_MODEL, description="the ONNX file (its card lies beside it)")
+    model: Path | None = Field(
+        None, description="serve this one ONNX file (its card beside it), named by its stem"
+    )
+    models: Path | None = Field(
+        None,
+        description="serve every *.onnx in this folder (each with its card), named by file stem; "
+        "with neither model nor models: the checkout's models/ folder",
+    )
+    default_model: str | None = Field(
+        None,
+        description="the model of requests that name none; unset: 'default' if served, else "
+        "the only model",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(
@@ -75,6 +88,23 @@ class ServiceSettings(BaseSettings):
     reload_drain_s: float = Field(
         30.0, gt=0, description="how long an old model may finish its requests"
     )
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> ServiceSettings:
+        if self.model is not None and self.models is not None:
+            raise ValueError(
+                "set MASKSEM_MODEL (--model, one file) or MASKSEM_MODELS (--models, a folder), "
+                "not both"
+            )
+        return self
+
+    @property
+    def models_folder(self) -> Path:
+        """The folder models are served from and admin reloads may read: ``models``, the
+        folder of ``model``, or the checkout's ``models/``."""
+        if self.model is not None:
+            return self.model.resolve().parent
+        return (self.models if self.models is not None else DEFAULT_MODELS).resolve()
 
     @field_validator("api_key")
     @classmethod

@@ -1,5 +1,6 @@
-"""Open Inference Protocol v2 (KServe, Triton clients): health, model metadata and infer.
+"""Open Inference Protocol v2 (KServe, Triton clients): health, model list, metadata, infer.
 
+Every served model is reachable by its served name (its file stem, service/model_registry.py).
 ``infer`` takes the model input as it is, preprocessed windows ``(N, persons, frames, V, 3)``,
 and returns the raw ``logits``; REST ``/v1/predict`` is the route that preprocesses.
 """
@@ -20,7 +21,8 @@ from service.api.schemas import InferRequest
 from service.api.security import client_address, rate_limit
 from service.api.state import ServiceState, get_state
 from service.engine import WindowShapeError
-from service.runtime import ModelRuntime
+from service.model_registry import UnknownModelError
+from service.runtime import ModelSlot
 from skeleton.card import INPUT_NAME, OUTPUT_NAME
 
 health = APIRouter(prefix="/v2/health", tags=["health"])
@@ -34,7 +36,8 @@ async def live() -> dict[str, bool]:
 
 @health.get("/ready")
 async def ready(state: ServiceState = Depends(get_state)) -> JSONResponse:
-    ok = state.slot.ready
+    """Ready once every served model has loaded and run its warm-up."""
+    ok = state.models.ready
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
@@ -43,23 +46,52 @@ async def server_metadata() -> dict[str, Any]:
     return {"name": "masksem", "version": __version__, "extensions": []}
 
 
-def _runtime_for(name: str, state: ServiceState) -> ModelRuntime:
-    if not state.slot.ready:
-        raise ApiError(503, "not_ready", "the model is still loading")
-    runtime = state.slot.current
-    if name != runtime.card.name:
-        raise ApiError(
-            404, "unknown_model", f"no model {name!r}; this server serves {runtime.card.name!r}"
-        )
-    return runtime
+def slot_for(name: str, state: ServiceState) -> ModelSlot:
+    """The served model ``name``: 404 naming the served models when there is none."""
+    try:
+        return state.models.get(name)
+    except UnknownModelError as err:
+        raise ApiError(404, "unknown_model", str(err)) from err
+
+
+def ready_slot(name: str, state: ServiceState) -> ModelSlot:
+    slot = slot_for(name, state)
+    if not slot.ready:
+        raise ApiError(503, "not_ready", f"the model {name!r} is still loading")
+    return slot
+
+
+def model_entry(slot: ModelSlot) -> dict[str, Any]:
+    """One model of the list: Triton's repository index fields plus the platform."""
+    version = slot.current.card.version if slot.ready else ""
+    return {
+        "name": slot.name,
+        "version": version,
+        "platform": "onnxruntime_onnx",
+        "state": "READY" if slot.ready else "LOADING",
+        "ready": slot.ready,
+    }
+
+
+@router.get("/models", summary="Every served model, its version and readiness")
+async def list_models(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    return {
+        "models": [model_entry(slot) for slot in state.models.slots.values()],
+        "default": state.models.default_name,
+    }
+
+
+@router.post("/repository/index", summary="The served models, as KServe and Triton list them")
+async def repository_index(state: ServiceState = Depends(get_state)) -> list[dict[str, Any]]:
+    return [model_entry(slot) for slot in state.models.slots.values()]
 
 
 @router.get("/models/{name}")
 async def model_metadata(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    card = _runtime_for(name, state).card
+    card = ready_slot(name, state).current.card
     _, persons, frames, joints, _ = card.input_shape
     return {
-        "name": card.name,
+        "name": name,
         "versions": [card.version],
         "platform": "onnxruntime_onnx",
         "inputs": [
@@ -74,9 +106,9 @@ async def model_metadata(name: str, state: ServiceState = Depends(get_state)) ->
 
 
 @router.get("/models/{name}/ready")
-async def model_ready(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    _runtime_for(name, state)
-    return {"name": name, "ready": True}
+async def model_ready(name: str, state: ServiceState = Depends(get_state)) -> JSONResponse:
+    ok = slot_for(name, state).ready
+    return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
 
 def _input_array(request: InferRequest) -> np.ndarray:
@@ -125,7 +157,7 @@ def _input_array(request: InferRequest) -> np.ndarray:
 async def infer(
     name: str, http: Request, state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
-    _runtime_for(name, state)
+    slot = ready_slot(name, state)
     request = await parse_body(http, InferRequest)
     if request.outputs and [o.name for o in request.outputs] != [OUTPUT_NAME]:
         raise ApiError(
@@ -139,7 +171,7 @@ async def infer(
         raise ApiError(
             413, "too_large", f"{x.shape[0]} windows in one request; at most {cap} (split it)"
         )
-    async with state.slot.use() as runtime:
+    async with slot.use() as runtime:
         try:
             logits = await runtime.infer(x, source=f"oip:{client_address(http)}")
         except WindowShapeError as err:
@@ -153,9 +185,9 @@ async def infer(
             f"the model's output for window {row} is not finite: its values are too large "
             "for the model's arithmetic",
         )
-    state.metrics.predictions.labels("oip").inc(len(logits))
+    state.metrics.predictions.labels("oip", name).inc(len(logits))
     reply: dict[str, Any] = {
-        "model_name": card.name,
+        "model_name": name,
         "model_version": card.version,
         "outputs": [
             {

@@ -1,4 +1,7 @@
-"""REST routes: ``POST /v1/predict``, ``GET /v1/model`` and ``POST /v1/admin/reload``."""
+"""REST routes: ``POST /v1/predict``, ``GET /v1/model`` and ``POST /v1/admin/reload[/{name}]``.
+
+Each takes the served name of a model (``model`` in the query or the predict body, ``{name}``
+in the reload path); without one it acts on the default model."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from service.api.body import body_schema, parse_body
 from service.api.errors import ApiError
@@ -25,8 +28,9 @@ from service.api.schemas import (
 from service.api.security import client_address, rate_limit
 from service.api.state import ServiceState, get_state
 from service.engine import ModelLoadError
+from service.model_registry import UnknownModelError
 from service.preprocess import model_window
-from service.runtime import ModelRuntime
+from service.runtime import ModelSlot
 from service.stream import softmax, top_k_labels
 from skeleton.card import CardError
 from skeleton.clip import ClipError
@@ -36,22 +40,48 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
 
-def model_summary(runtime: ModelRuntime, generation: int) -> dict[str, Any]:
+ModelQuery = Query(
+    None, description="the served model's name (GET /v2/models); default: the default model"
+)
+
+
+def model_summary(slot: ModelSlot) -> dict[str, Any]:
+    runtime = slot.current
     engine = runtime.engine
     return {
         **runtime.card.to_dict(),
         "runtime": {
+            "served_as": slot.name,
             "file": engine.path.name,  # never the server's folders
             "providers": list(engine.providers),
             "warmup_s": engine.warmup_seconds,
-            "generation": generation,
+            "generation": slot.generation,
         },
     }
 
 
-@router.get("/model", summary="The model card of the served model")
-async def get_model(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    return model_summary(state.slot.current, state.slot.generation)
+def served_model(state: ServiceState, *names: str | None) -> ModelSlot:
+    """The model the request names (in the query, the body: they must agree), else the
+    default; 404 naming the served models for an unknown name, 503 while it loads."""
+    given = {n for n in names if n is not None}
+    if len(given) > 1:
+        raise ApiError(
+            422, "conflicting_model", f"the request names two models: {sorted(given)}; name one"
+        )
+    try:
+        slot = state.models.resolve(given.pop() if given else None)
+    except UnknownModelError as err:
+        raise ApiError(404, "unknown_model", str(err)) from err
+    if not slot.ready:
+        raise ApiError(503, "not_ready", f"the model {slot.name!r} is still loading")
+    return slot
+
+
+@router.get("/model", summary="The model card of a served model (default: the default model)")
+async def get_model(
+    model: str | None = ModelQuery, state: ServiceState = Depends(get_state)
+) -> dict[str, Any]:
+    return model_summary(served_model(state, model))
 
 
 @router.post(
@@ -61,8 +91,11 @@ async def get_model(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     summary="Top-k actions for one window of frames per body",
     openapi_extra=body_schema(PredictRequest),
 )
-async def predict(http: Request, state: ServiceState = Depends(get_state)) -> PredictResponse:
+async def predict(
+    http: Request, model: str | None = ModelQuery, state: ServiceState = Depends(get_state)
+) -> PredictResponse:
     request = await parse_body(http, PredictRequest)
+    slot = served_model(state, model, request.model)
     settings = state.settings
     if len(request.bodies) > settings.max_bodies_per_request:
         raise ApiError(
@@ -71,7 +104,7 @@ async def predict(http: Request, state: ServiceState = Depends(get_state)) -> Pr
             f"{len(request.bodies)} bodies; at most {settings.max_bodies_per_request} per request",
         )
     joints = get_layout(request.layout).num_joints
-    async with state.slot.use() as runtime:
+    async with slot.use() as runtime:
         card = runtime.card
         windows = []
         for i, body in enumerate(request.bodies):
@@ -114,7 +147,7 @@ async def predict(http: Request, state: ServiceState = Depends(get_state)) -> Pr
                 f"bodies[{i}] (id {body.id!r}): the model's output is not finite for this "
                 "window; its coordinates are too large (check units_scale and units)",
             )
-    state.metrics.predictions.labels("rest").inc(len(windows))
+    state.metrics.predictions.labels("rest", slot.name).inc(len(windows))
     predictions = []
     for body, row in zip(request.bodies, logits, strict=True):
         ranked = top_k_labels(softmax(row), card.labels, request.top_k)
@@ -127,30 +160,54 @@ async def predict(http: Request, state: ServiceState = Depends(get_state)) -> Pr
                 frames=len(body.frames),
             )
         )
-    return PredictResponse(model=card.name, version=card.version, predictions=predictions)
+    return PredictResponse(model=slot.name, version=card.version, predictions=predictions)
 
 
-@router.post("/admin/reload", summary="Load the model again (or another one) and swap it in")
-async def reload_model(
+@router.post(
+    "/admin/reload",
+    summary="Load the default model again (or another file of the folder) and swap it in",
+)
+async def reload_default_model(
     request: ReloadRequest | None = Body(None), state: ServiceState = Depends(get_state)
 ) -> dict[str, Any]:
-    folder = state.model_folder
+    return await reload_slot(state.models.default, request, state)
+
+
+@router.post(
+    "/admin/reload/{name}",
+    summary="Load one served model again (or another file of the folder) and swap it in",
+)
+async def reload_named_model(
+    name: str, request: ReloadRequest | None = Body(None), state: ServiceState = Depends(get_state)
+) -> dict[str, Any]:
+    try:
+        slot = state.models.get(name)
+    except UnknownModelError as err:
+        raise ApiError(404, "unknown_model", str(err)) from err
+    return await reload_slot(slot, request, state)
+
+
+async def reload_slot(
+    slot: ModelSlot, request: ReloadRequest | None, state: ServiceState
+) -> dict[str, Any]:
+    """Reload ``slot`` alone: the other models keep serving, untouched (their own slots)."""
+    folder = state.models.folder
     path = None
     if request is not None and request.model:
         path = reload_target(request.model, folder)
     started = time.perf_counter()
     try:
-        runtime = await state.slot.reload(path)
+        await slot.reload(path)
     except (CardError, ModelLoadError, FileNotFoundError, ValueError, RuntimeError) as err:
         message = without_folder(str(err), folder)
-        log.warning("reload failed, still serving the previous model: %s", message)
+        log.warning("reload of %r failed, still serving its previous file: %s", slot.name, message)
         raise ApiError(
             422, "reload_failed", f"{message}; still serving the previous model"
         ) from err
     return {
         "reloaded": True,
         "seconds": round(time.perf_counter() - started, 3),
-        "model": model_summary(runtime, state.slot.generation),
+        "model": model_summary(slot),
     }
 
 

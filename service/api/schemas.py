@@ -63,6 +63,9 @@ class BodyWindow(Strict):
 
 
 class PredictRequest(Strict):
+    model: str | None = Field(
+        None, description="the served model's name (GET /v2/models); default: the default model"
+    )
     layout: str = Field(description="joint layout of the frames: ntu25, k4a32, ...")
     units_scale: float = Field(1.0, gt=0, description="multiplies coordinates (1e-3: mm -> m)")
     top_k: int = Field(5, ge=1, le=1000)
@@ -89,13 +92,15 @@ class BodyPrediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    model: str
+    model: str = Field(description="the served name of the model that answered")
     version: str
     predictions: list[BodyPrediction]
 
 
 class ReloadRequest(Strict):
-    model: str | None = Field(None, description="path of another ONNX file; default: reread")
+    model: str | None = Field(
+        None, description="another ONNX file of the served folder; default: reread its file"
+    )
 
 
 # -- Open Inference Protocol v2 -----------------------------------------------------------------

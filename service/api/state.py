@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import HTTPConnection
 
 from service.api.limits import RateLimiter
 from service.metrics import ServiceMetrics
-from service.runtime import ModelSlot
+from service.model_registry import ModelRegistry
 from service.settings import ServiceSettings
 
 
@@ -53,16 +52,11 @@ class StreamHub:
 @dataclass
 class ServiceState:
     settings: ServiceSettings
-    slot: ModelSlot
+    models: ModelRegistry
     metrics: ServiceMetrics
     limiter: RateLimiter
     hub: StreamHub = field(default_factory=StreamHub)
     open_streams: int = 0
-
-    @property
-    def model_folder(self) -> Path:
-        """The only folder admin reloads may read models from: the configured model's."""
-        return self.settings.model.resolve().parent
 
 
 def get_state(conn: HTTPConnection) -> ServiceState:

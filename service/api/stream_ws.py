@@ -341,7 +341,7 @@ class StreamConnection:
 
     async def _read_config(self, message: ConfigMessage) -> None:
         config = StreamConfig(**message.model_dump(exclude={"type"}))
-        card = self.state.slot.current.card
+        card = self.state.models.default.current.card
         if not can_map(config.layout, card.layout):
             await self.error(
                 f"field 'layout': camera layout {config.layout!r} cannot be mapped to the "
@@ -418,7 +418,7 @@ class StreamConnection:
             await self._report_drops()
 
     async def _configure(self, config: StreamConfig) -> None:
-        card = self.state.slot.current.card
+        card = self.state.models.default.current.card
         settings = self.state.settings
         budget = StreamBudget(
             max_bodies=settings.stream_max_bodies,
@@ -450,7 +450,7 @@ class StreamConnection:
             await self.error("the stream's config was refused; send a valid one", "not_configured")
             return
         events: list[StreamEvent] = []
-        async with self.state.slot.use() as runtime:
+        async with self.state.models.default.use() as runtime:
             if runtime.card is not core.card:
                 try:
                     core.set_card(runtime.card)
@@ -484,7 +484,8 @@ class StreamConnection:
                 self.state.hub.publish({**message, "stream": self.stream_id})
         predictions = sum(isinstance(e, Prediction) for e in events)
         if predictions:
-            self.state.metrics.predictions.labels("websocket").inc(predictions)
+            model = self.state.models.default_name
+            self.state.metrics.predictions.labels("websocket", model).inc(predictions)
         self._publish_skeleton(frame, core)
 
     def _tell(self, event: StreamEvent) -> bool:
@@ -541,7 +542,7 @@ class StreamConnection:
             # a watcher sends nothing, so no idle timeout applies: their number is capped
             await self.error(f"{limit} watchers already; retry later", "too_many_watchers")
             return
-        card = self.state.slot.current.card
+        card = self.state.models.default.current.card
         layout = get_layout(card.layout)
         await self.send(
             {

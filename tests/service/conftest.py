@@ -6,7 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.service.tiny_service import LiveServer, TinyModel, card_fields, serve, tiny_classifier
+from tests.service.tiny_service import (
+    LABELS,
+    LiveServer,
+    TinyModel,
+    TwoModels,
+    card_fields,
+    copy_model,
+    serve,
+    tiny_classifier,
+)
 from training.export import export_graph, save_with_card
 
 
@@ -21,6 +30,32 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     card = save_with_card(graph, card_fields("1"), path, single_person_input=True)
     save_with_card(graph, card_fields("2"), path_v2, single_person_input=True)
     return TinyModel(classifier, graph, path, card, path_v2, folder)
+
+
+PAIR_LABELS = tuple(f"pair-{i}" for i in range(9))
+
+
+@pytest.fixture(scope="session")
+def two_models(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> TwoModels:
+    """``default`` (the tiny model) and ``pairs`` (another classifier, 9 labels) in one folder."""
+    folder = tmp_path_factory.mktemp("two-models")
+    spare = tmp_path_factory.mktemp("next-versions")
+    copy_model(tiny_model.path, folder / "default.onnx")
+    pairs = tiny_classifier(seed=1, classes=len(PAIR_LABELS))
+    graph = export_graph(pairs)
+    fields = card_fields("7", name="tiny-pairs", labels=PAIR_LABELS)
+    save_with_card(graph, fields, folder / "pairs.onnx", single_person_input=True)
+    next_fields = card_fields("8", name="tiny-pairs", labels=PAIR_LABELS)
+    save_with_card(graph, next_fields, spare / "pairs.onnx", single_person_input=True)
+    return TwoModels(
+        folder=folder,
+        classifiers={"default": tiny_model.classifier, "pairs": pairs},
+        labels={"default": LABELS, "pairs": PAIR_LABELS},
+        next_versions={
+            "default": copy_model(tiny_model.path_v2, spare / "default.onnx"),
+            "pairs": spare / "pairs.onnx",
+        },
+    )
 
 
 @pytest.fixture(scope="module")

@@ -60,19 +60,20 @@ def test_metrics_follow_the_traffic(tiny_model: TinyModel) -> None:
     assert value(after, "masksem_open_streams") == 0 and value(after, "masksem_active_bodies") == 0
     assert value(after, "masksem_frames_dropped_total", reason="duplicate") == 1
     assert value(after, "masksem_stream_frames_total") == 21
-    assert value(after, "masksem_predictions_total", transport="rest") == 16
-    assert value(after, "masksem_predictions_total", transport="websocket") == 4
+    assert value(after, "masksem_predictions_total", transport="rest", model="tiny") == 16
+    assert value(after, "masksem_predictions_total", transport="websocket", model="tiny") == 4
     route = {"method": "POST", "route": "/v1/predict", "status": "200"}
     assert value(after, "masksem_requests_total", **route) == 16
-    batches = value(after, "masksem_batch_size_count")
-    windows = value(after, "masksem_batch_size_sum")
-    assert batches == value(after, "masksem_inference_seconds_count") > 0
+    batches = value(after, "masksem_batch_size_count", model="tiny")
+    windows = value(after, "masksem_batch_size_sum", model="tiny")
+    assert batches == value(after, "masksem_inference_seconds_count", model="tiny") > 0
     # the tiny model takes two persons: bodies 1 and 2 are one pair, one window per due stride
     # reported for both bodies (4 predictions from 2 windows); one client's requests take one
     # chunk per onnxruntime call (fair batching, service/engine.py), so calls <= windows
     assert windows >= 16 + 2 and batches <= windows
-    assert value(after, "masksem_queue_wait_seconds_count") >= 16 + 2
+    assert value(after, "masksem_queue_wait_seconds_count", model="tiny") >= 16 + 2
     info = [k for k in after if k[0] == "masksem_model_info"]
     labels = dict(info[0][1])
+    assert labels["model"] == "tiny"
     assert labels["sha256"] == tiny_model.card.onnx_sha256
     assert labels["provider"] == "CPUExecutionProvider" and labels["version"] == "1"

@@ -98,7 +98,7 @@ def test_a_refused_reload_keeps_the_old_model(tiny_model: TinyModel, tmp_path: P
         assert "still serving the previous model" in reply.json()["error"]
         assert httpx.get(f"{live.url}/v1/model").json()["version"] == "1"
         metrics = httpx.get(f"{live.url}/metrics").text
-        assert 'masksem_reloads_total{outcome="failed"} 1.0' in metrics
+        assert 'masksem_reloads_total{model="served",outcome="failed"} 1.0' in metrics
 
 
 def free_port() -> int:

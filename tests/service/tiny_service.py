@@ -37,7 +37,7 @@ WINDOW = WindowSpec(
 )
 
 
-def tiny_classifier(seed: int = 0) -> Classifier:
+def tiny_classifier(seed: int = 0, classes: int = len(LABELS)) -> Classifier:
     """A randomly initialised classifier of the real architecture, small enough for CI."""
     torch.manual_seed(seed)
     cfg = ModelConfig(
@@ -49,7 +49,7 @@ def tiny_classifier(seed: int = 0) -> Classifier:
         heads=4,
         decoder_width=32,
     )
-    classifier = build_classifier(cfg, "finetune", len(LABELS), hidden=64)
+    classifier = build_classifier(cfg, "finetune", classes, hidden=64)
     with torch.no_grad():  # trained-looking BatchNorm statistics, so logits spread out
         for m in classifier.modules():
             if isinstance(m, nn.BatchNorm1d):
@@ -58,11 +58,13 @@ def tiny_classifier(seed: int = 0) -> Classifier:
     return classifier.eval()
 
 
-def card_fields(version: str) -> CardContent:
+def card_fields(
+    version: str, *, name: str = "tiny", labels: tuple[str, ...] = LABELS
+) -> CardContent:
     return CardContent(
-        name="tiny",
+        name=name,
         version=version,
-        labels=LABELS,
+        labels=labels,
         layout=LAYOUT,
         window=WINDOW,
         fps=FPS,
@@ -79,6 +81,18 @@ class TinyModel:
     card: ModelCard
     path_v2: Path  # the same graph, version "2"
     folder: Path
+
+
+@dataclass(frozen=True)
+class TwoModels:
+    """A folder serving two different tiny models: ``default`` (the tiny model, version "1")
+    and ``pairs`` (another classifier with other labels, version "7"); beside the folder, the
+    files a reload swaps in (the same graphs, versions "2" and "8")."""
+
+    folder: Path
+    classifiers: dict[str, Classifier]  # served name -> its PyTorch classifier
+    labels: dict[str, tuple[str, ...]]
+    next_versions: dict[str, Path]  # served name -> the same graph with the next version
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -128,7 +142,15 @@ class LiveServer:
 
 
 def serve(model: Path, **settings: object) -> LiveServer:
-    return LiveServer(ServiceSettings(model=model, warmup_runs=1, **settings))  # type: ignore[arg-type]
+    """A server of the one file ``model`` (whatever MASKSEM_MODEL(S) the environment sets)."""
+    options = {"model": model, "models": None, "warmup_runs": 1, **settings}
+    return LiveServer(ServiceSettings(**options))  # type: ignore[arg-type]
+
+
+def serve_folder(folder: Path | None, **settings: object) -> LiveServer:
+    """A server of every model of ``folder`` (None: the checkout's models/)."""
+    options = {"model": None, "models": folder, "warmup_runs": 1, **settings}
+    return LiveServer(ServiceSettings(**options))  # type: ignore[arg-type]
 
 
 def random_clip(frames: int, layout: str = LAYOUT, seed: int = 0) -> np.ndarray:
