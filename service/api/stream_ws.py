@@ -1,16 +1,21 @@
 """WebSocket ``/v1/stream``: the streaming protocol over :mod:`service.stream`.
 
-Client -> server (JSON text): ``{"type": "config", "layout": "k4a32", ...StreamConfig}``, then
+Client -> server (JSON text): ``{"type": "config", "layout": "k4a32", ...StreamConfig}`` (its
+``models`` names the served models to run, default the default model; ``mode`` "events" sends
+only action events), then
 ``{"type": "frame", "timestamp": s, "bodies": [{"id": 1, "joints": [[x, y, z], ...]}]}``;
 ``{"type": "stats"}`` asks for counters (answered after the frames sent before it);
 ``{"type": "watch"}`` mirrors every stream's skeletons and predictions to this connection (the
-live page). Server -> client: ``configured``,
-``prediction``, ``evicted``, ``dropped`` (running totals, sent whenever a frame or a body was
+live page).
+
+Server -> client: ``configured``, ``prediction`` (with its ``model``), ``action_started`` /
+``action_ended`` (``model``, ``bodies``, ``label``, ``start``, ``end``, ``confidence``,
+``timestamp``), ``evicted``, ``dropped`` (running totals, sent whenever a frame or a body was
 dropped), ``clock_jump``, ``stats``, ``model_changed``, ``error`` (the connection stays open;
 also sent the first time frames are dropped for their timestamp, and for a window the model
-gave no finite answer for). A watcher gets
-``watching``, then every stream's ``skeleton``, ``prediction``, ``evicted`` and
-``stream_closed`` messages, each tagged with the ``stream`` it comes from.
+gave no finite answer for). A watcher gets ``watching``, then every stream's ``skeleton``,
+``prediction``, action events, ``evicted`` and ``stream_closed`` messages, each tagged with
+the ``stream`` it comes from.
 
 A reader task takes messages off the socket into a bounded inbox (when it is full the oldest
 waiting frame makes room, counted by the core); messages beyond ``stream_max_messages_per_s``
@@ -48,6 +53,7 @@ from service.api.schemas import (
 )
 from service.api.security import key_is_valid
 from service.api.state import ServiceState, get_state
+from service.model_registry import UnknownModelError
 from service.stream import (
     BODY_DROP_REASONS,
     DROP_REASONS,
@@ -72,6 +78,7 @@ from skeleton.layouts import LayoutError, can_map, convert, get_layout
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+_WATCHED = (Prediction, Eviction, ActionStarted, ActionEnded)  # mirrored to the live page
 _WATCH_FPS = 15.0  # skeletons mirrored to watchers per stream and second
 _CONTROL_LIMIT = 16  # config and stats messages waiting at once
 # Frame drops the client is told about in words, once each, besides the running totals.
@@ -229,6 +236,17 @@ def action_message(event: ActionStarted | ActionEnded) -> dict[str, Any]:
     return message
 
 
+def pairing_warnings(config: StreamConfig, cards: dict[str, ModelCard]) -> list[str]:
+    """What a config should know about its two-person models: with one body allowed there is
+    no pair (each body is classified alone, the second person absent, as in training)."""
+    return [
+        f"model {name!r} classifies pairs of people; with max_bodies 1 every body is "
+        "classified alone (second person absent)"
+        for name, card in cards.items()
+        if card.window.persons > 1 and config.max_bodies < 2
+    ]
+
+
 class StreamConnection:
     """One accepted WebSocket and its stream state."""
 
@@ -339,16 +357,30 @@ class StreamConnection:
         else:
             await self.error(self._messages.describe(), "over_rate")
 
+    def _model_names(self, config: StreamConfig) -> list[str]:
+        """The served models a config asks for (default: the default model); raises
+        UnknownModelError naming the served ones."""
+        names = list(config.models) if config.models else [self.state.models.default_name]
+        for name in names:
+            self.state.models.get(name)
+        return names
+
     async def _read_config(self, message: ConfigMessage) -> None:
         config = StreamConfig(**message.model_dump(exclude={"type"}))
-        card = self.state.models.default.current.card
-        if not can_map(config.layout, card.layout):
-            await self.error(
-                f"field 'layout': camera layout {config.layout!r} cannot be mapped to the "
-                f"model's layout {card.layout!r}",
-                "invalid_config",
-            )
+        try:
+            names = self._model_names(config)
+        except UnknownModelError as err:
+            await self.error(f"field 'models': {err}", "invalid_config")
             return
+        for name in names:
+            card = self.state.models.get(name).current.card
+            if not can_map(config.layout, card.layout):
+                await self.error(
+                    f"field 'layout': camera layout {config.layout!r} cannot be mapped to the "
+                    f"layout {card.layout!r} of model {name!r}",
+                    "invalid_config",
+                )
+                return
         self.layout = config.layout
         await self._put_control(config)
 
@@ -418,7 +450,13 @@ class StreamConnection:
             await self._report_drops()
 
     async def _configure(self, config: StreamConfig) -> None:
-        card = self.state.models.default.current.card
+        try:
+            names = self._model_names(config)  # a model may have gone since the config came
+        except UnknownModelError as err:
+            self.core = None
+            await self.error(f"field 'models': {err}", "invalid_config")
+            return
+        cards = {name: self.state.models.get(name).current.card for name in names}
         settings = self.state.settings
         budget = StreamBudget(
             max_bodies=settings.stream_max_bodies,
@@ -426,7 +464,7 @@ class StreamConnection:
             max_windows_per_s=settings.stream_max_windows_per_s,
         )
         try:
-            self.core = StreamCore(config, card, stats=self.stats, budget=budget)
+            self.core = StreamCore(config, cards, stats=self.stats, budget=budget)
         except StreamError as err:
             self.core = None
             await self.error(str(err), "invalid_config")
@@ -437,8 +475,17 @@ class StreamConnection:
                 "type": "configured",
                 "stream": self.stream_id,
                 "config": config.model_dump(),
-                "window_s": self.core.window_s,
-                "model": model_brief(card),
+                "window_s": self.core.window_s_of(names[0]),
+                "model": model_brief(cards[names[0]]),
+                "models": [
+                    {
+                        **model_brief(card),
+                        "served_as": name,
+                        "window_s": self.core.window_s_of(name),
+                    }
+                    for name, card in cards.items()
+                ],
+                "warnings": pairing_warnings(config, cards),
             }
         )
 
@@ -450,15 +497,21 @@ class StreamConnection:
             await self.error("the stream's config was refused; send a valid one", "not_configured")
             return
         events: list[StreamEvent] = []
-        async with self.state.models.default.use() as runtime:
-            if runtime.card is not core.card:
-                try:
-                    core.set_card(runtime.card)
-                except StreamError as err:
-                    self.core = None
-                    await self.error(str(err), "model_changed")
-                    return
-                await self.send({"type": "model_changed", "model": model_brief(runtime.card)})
+        async with contextlib.AsyncExitStack() as stack:
+            runtimes = {
+                name: await stack.enter_async_context(self.state.models.get(name).use())
+                for name in core.models
+            }
+            for name, runtime in runtimes.items():
+                if runtime.card is not core.card_of(name):
+                    try:
+                        core.set_card(runtime.card, name)
+                    except StreamError as err:
+                        self.core = None
+                        await self.error(str(err), "model_changed")
+                        return
+                    brief = {**model_brief(runtime.card), "served_as": name}
+                    await self.send({"type": "model_changed", "model": brief})
             try:
                 update = core.add_frame(frame)
             except StreamError as err:
@@ -468,10 +521,18 @@ class StreamConnection:
             # drops are reported as running totals by _report_drops after every message;
             # the first of each timestamp reason is also explained in words
             events.extend(e for e in update.events if self._tell(e))
-            if update.due:
-                windows = np.stack([r.window for r in update.due])
-                logits = await runtime.infer(windows, source=("stream", self.stream_id))
-                for request, row in zip(update.due, logits, strict=True):
+            due = {name: [r for r in update.due if r.model == name] for name in runtimes}
+            source = ("stream", self.stream_id)
+            answers = await asyncio.gather(
+                *(
+                    runtimes[name].infer(np.stack([r.window for r in requests]), source=source)
+                    for name, requests in due.items()
+                    if requests
+                )
+            )
+            asked = [requests for requests in due.values() if requests]
+            for requests, logits in zip(asked, answers, strict=True):
+                for request, row in zip(requests, logits, strict=True):
                     events.extend(core.finish(request, row))
         self._set_bodies(len(core.bodies))
         self._sync_metrics()
@@ -480,12 +541,12 @@ class StreamConnection:
             if message["type"] == "error":
                 self.state.metrics.stream_errors.labels(message["code"]).inc()
             await self.send(message)
-            if self.state.hub.watched and isinstance(event, Prediction | Eviction):
+            if self.state.hub.watched and isinstance(event, _WATCHED):
                 self.state.hub.publish({**message, "stream": self.stream_id})
-        predictions = sum(isinstance(e, Prediction) for e in events)
-        if predictions:
-            model = self.state.models.default_name
-            self.state.metrics.predictions.labels("websocket", model).inc(predictions)
+        for name in core.models:
+            predictions = sum(isinstance(e, Prediction) and e.model == name for e in events)
+            if predictions:
+                self.state.metrics.predictions.labels("websocket", name).inc(predictions)
         self._publish_skeleton(frame, core)
 
     def _tell(self, event: StreamEvent) -> bool:
@@ -548,6 +609,10 @@ class StreamConnection:
             {
                 "type": "watching",
                 "model": model_brief(card),
+                "models": [
+                    {**model_brief(self.state.models.get(name).current.card), "served_as": name}
+                    for name in self.state.models.names
+                ],
                 "joints": list(layout.joints),
                 "parents": list(layout.parents),
             }
