@@ -1,8 +1,17 @@
-"""The service under load: N WebSocket clients replay real UTD-MHAD test clips at 30 fps
-(stride 8) against ``masksem serve`` running in its own process.
+"""The service under load: N WebSocket clients stream real skeletons at 30 fps against
+``masksem serve`` running in its own process.
 
     python -m benchmarks.service_load [--model models/default.onnx] [--clients 1 4 16]
                                      [--seconds 20] [--out benchmarks/results/service_load.json]
+    python -m benchmarks.service_load --mode events [--clients 4 16]
+
+``windows`` (default): each client replays UTD-MHAD test clips (stride 8) to one model and gets
+every window's prediction; latency runs from sending a window's last frame to receiving its
+prediction. ``events``: the checkout's ``models/`` folder is served and each client replays a
+PKU-MMD cross-subject test video (both persons) to every served model at once (stride 4,
+``mode: events``); latency runs from sending the frame an action event was decided on to
+receiving the event. A run of one mode keeps the other mode's rows in ``--out``; every row
+names its ``models`` and ``mode``.
 
 Per client count: prediction latency p50/p99 (from sending the window's last frame to
 receiving its prediction), predictions per second, the server's CPU use, frames dropped (as
@@ -40,7 +49,11 @@ from service.preprocess import model_window
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "service_load.json"
 DEFAULT_MODEL = REPO / "models" / "default.onnx"
-TARGET = {"clients": 4, "p99_ms": 250.0, "frames_dropped": 0}
+TARGET = {
+    "windows": {"clients": 4, "p99_ms": 250.0, "frames_dropped": 0},
+    "events": {"clients": 16, "p99_ms": 250.0, "frames_dropped": 0},
+}
+MODELS = REPO / "models"
 
 
 @dataclass
@@ -53,10 +66,19 @@ class ClientLog:
 
 
 def real_clips(limit: int) -> tuple[str, list[np.ndarray]]:
+    """UTD-MHAD test clips, one person each: (T, V, 3)."""
     from training.data.registry import load_dataset
 
     data = load_dataset("utd-mhad")
     return data.layout, [s.data[0] for s in data.test[:limit]]
+
+
+def real_videos(limit: int) -> tuple[str, list[np.ndarray]]:
+    """PKU-MMD cross-subject test videos, both persons: (M, T, V, 3)."""
+    from training.data.registry import load_streams
+
+    data = load_streams("pku-mmd", benchmark="xsub")
+    return "ntu25", [v.data for v in data.test[:limit]]
 
 
 def free_port() -> int:
@@ -75,8 +97,9 @@ def scrape(url: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if not s.labels:
-                out[s.name] = s.value
+            # summed over the served models (histograms without a bucket label)
+            if set(s.labels) <= {"model"}:
+                out[s.name] = out.get(s.name, 0.0) + s.value
     return out
 
 
@@ -89,6 +112,8 @@ async def client(
     async with websockets.connect(f"{ws_url}/v1/stream", max_size=None) as ws:
         config = {"type": "config", "layout": layout, "fps": args.fps, "stride": args.stride,
                   "top_k": 3}  # fmt: skip
+        if args.mode == "events":
+            config.update(mode="events", models=args.served, smoothing=0.5, hysteresis=0.1)
         await ws.send(json.dumps(config))
         assert json.loads(await ws.recv())["type"] == "configured"
         loop = asyncio.get_running_loop()
@@ -100,6 +125,11 @@ async def client(
                 if kind == "prediction":
                     end = message["window"]["end"]
                     log.latencies_ms.append(1000 * (loop.time() - sent_at.pop(end)))
+                    log.predictions += 1
+                elif kind in ("action_started", "action_ended"):
+                    decided = sent_at.get(message["timestamp"])
+                    if decided is not None:  # not an action ended by its body leaving
+                        log.latencies_ms.append(1000 * (loop.time() - decided))
                     log.predictions += 1
                 elif kind == "dropped":
                     log.frames_dropped = max(log.frames_dropped, message["frames_dropped"])
@@ -116,10 +146,15 @@ async def client(
         while loop.time() < deadline:
             clip = clips[clip_index % len(clips)]
             clip_index += 1
-            for joints in clip:
+            persons = clip if clip.ndim == 4 else clip[None]
+            for f in range(persons.shape[1]):
                 t = frame_index / args.fps
                 await asyncio.sleep(max(0.0, start + t - loop.time()))
-                body = [{"id": index, "joints": np.round(joints, 4).tolist()}]
+                body = [
+                    {"id": 10 * index + m, "joints": np.round(persons[m, f], 4).tolist()}
+                    for m in range(persons.shape[0])
+                    if persons[m, f].any()
+                ]
                 sent_at[t] = loop.time()
                 await ws.send(json.dumps({"type": "frame", "timestamp": t, "bodies": body}))
                 frame_index += 1
@@ -159,6 +194,7 @@ def run_level(
         "clients": clients,
         "p50_ms": round(p50, 1),
         "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+        "latency_samples": len(latencies),
         "predictions_per_s": round(sum(log.predictions for log in logs) / args.seconds, 2),
         "frames_dropped": sum(log.frames_dropped for log in logs),
         "overhead_pct": round(100 * (mean_ms / ort_ms - 1), 1),
@@ -174,21 +210,34 @@ def run_level(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--mode", choices=("windows", "events"), default="windows")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="windows mode")
+    parser.add_argument("--clients", type=int, nargs="+", default=None)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--stride", type=int, default=8)
+    parser.add_argument("--stride", type=int, default=None, help="8 (windows), 4 (events)")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--clips", type=int, default=64, help="test clips to cycle through")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.model.is_file():
-        raise SystemExit(f"no model at {args.model}; pass --model")
-    layout, clips = real_clips(args.clips)
+    events = args.mode == "events"
+    args.clients = args.clients or ([4, 16] if events else [1, 4, 16])
+    args.stride = args.stride or (4 if events else 8)
+    if events:
+        args.served = sorted(p.stem for p in MODELS.glob("*.onnx"))
+        layout, clips = real_videos(args.clips)
+        serve_args = ["--models", str(MODELS)]
+        engine = InferenceEngine(MODELS / "default.onnx", EngineOptions())
+    else:
+        if not args.model.is_file():
+            raise SystemExit(f"no model at {args.model}; pass --model")
+        args.served = [args.model.stem]
+        layout, clips = real_clips(args.clips)
+        serve_args = ["--model", str(args.model)]
+        engine = InferenceEngine(args.model, EngineOptions())
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
 
-    engine = InferenceEngine(args.model, EngineOptions())
-    window = model_window(clips[0][None], layout, engine.card)[None]
+    first = clips[0][:1, :64] if events else clips[0][None]  # one person, as a window
+    window = model_window(first, layout, engine.card)[None]
     engine.run(window)
     raw_ms = 1000 * statistics.median(_timed(engine.run, window) for _ in range(20))
 
@@ -196,15 +245,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "masksem.cli_serve",
-            "--model",
-            str(args.model),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "masksem.cli_serve", *serve_args, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -214,18 +255,23 @@ def main() -> None:
         rows = []
         for clients in args.clients:
             row = run_level(url, server.pid, clients, layout, clips, args)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append({"models": args.served, "mode": args.mode, **row})
+            print(json.dumps(rows[-1]), flush=True)
     finally:
         server.terminate()
         server.wait(30)
-    result = {
+    runs = {}
+    if args.out.is_file():
+        previous = json.loads(args.out.read_text())
+        runs = previous.get("runs", {})
+    runs[args.mode] = {
+        "models": args.served,
         "model": {
-            "path": str(args.model),
             "name": engine.card.name,
             "version": engine.card.version,
             "variant": engine.card.variant,
         },  # fmt: skip
+        "command": "python -m benchmarks.service_load " + " ".join(sys.argv[1:]),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
@@ -235,13 +281,15 @@ def main() -> None:
             "seconds": args.seconds,
             "stride": args.stride,
             "fps": args.fps,
-            "clips": "utd-mhad test split",
+            "data": "pku-mmd xsub test videos" if events else "utd-mhad test split",
             "raw_onnxruntime_ms_per_window": round(raw_ms, 2),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },  # fmt: skip
-        "target": TARGET,
+        },
+        "target": TARGET[args.mode],
         "rows": rows,
     }
+    every = [row for mode in ("windows", "events") for row in runs.get(mode, {}).get("rows", [])]
+    result = {"runs": runs, "rows": every, "target": TARGET}
     publish("service_load", result, args.out, markdown_table(result))
 
 
@@ -266,29 +314,39 @@ def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    setup = result["setup"]
     lines = [
         "## The service under load",
         "",
-        f"N WebSocket clients replay real UTD-MHAD test clips at {setup['fps']:g} fps, stride "
-        f"{setup['stride']}, {setup['seconds']:g} s per row, against `masksem serve` in its own "
-        f"process on {result['machine']['cores']} cores, {setup['date']}. Latency: last frame of "
-        "a window sent -> its prediction received. Overhead: p50 latency over the mean "
-        "onnxruntime call time inside the server, minus 1. Target: 4 clients, p99 <= 250 ms, "
-        "no frame dropped. Reproduce: `python -m benchmarks.service_load`.",
+        "N WebSocket clients stream real skeletons at 30 fps against `masksem serve` in its own "
+        "process. `windows`: UTD-MHAD test clips to one model, every window's prediction; "
+        "latency from a window's last frame sent to its prediction received; target 4 clients, "
+        "p99 <= 250 ms, no frame dropped. `events`: PKU-MMD test videos (two persons) to every "
+        "shipped model at once, only action events; latency from the frame an event was "
+        "decided on to the event received; target 16 clients, p99 <= 250 ms, none dropped. "
+        "Overhead: mean latency over the mean onnxruntime call time inside the server, minus 1.",
         "",
-        f"model {result['model']['name']} {result['model']['version']} "
-        f"({result['model']['variant']}); raw onnxruntime "
-        f"{result['setup']['raw_onnxruntime_ms_per_window']} ms per window",
-        "",
-        "| clients | p50 ms | p99 ms | predictions / s | frames dropped | overhead | server CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['clients']} | {r['p50_ms']} | {r['p99_ms']} | {r['predictions_per_s']} | "
-            f"{r['frames_dropped']} | {r['overhead_pct']} % | {r['server_cpu_pct']} % |"
-        )
+    for mode, run in result["runs"].items():
+        setup = run["setup"]
+        load = run["machine"]["load_average_1min"]
+        lines += [
+            f"**{mode}** (`{run['command']}`, {setup['date']}, {run['machine']['cores']} cores, "
+            f"load average {load['before']:.1f} before, {load['after']:.1f} after): models "
+            f"{', '.join(run['models'])}, stride {setup['stride']}, {setup['seconds']:g} s per "
+            f"row; raw onnxruntime {setup['raw_onnxruntime_ms_per_window']} ms per window of "
+            f"{run['model']['name']}.",
+            "",
+            "| clients | p50 ms | p99 ms | messages / s | latency samples | frames dropped "
+            "| overhead | server CPU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in run["rows"]:
+            lines.append(
+                f"| {r['clients']} | {r['p50_ms']} | {r['p99_ms']} | {r['predictions_per_s']} | "
+                f"{r.get('latency_samples', '-')} | {r['frames_dropped']} | "
+                f"{r['overhead_pct']} % | {r['server_cpu_pct']} % |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
