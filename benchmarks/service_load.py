@@ -71,12 +71,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def scrape(url: str) -> dict[str, float]:
+    """Unlabelled samples, and those labelled by model only summed over every served model."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if not s.labels:
-                out[s.name] = s.value
+            if set(s.labels) <= {"model"}:
+                out[s.name] = out.get(s.name, 0.0) + s.value
     return out
 
 
