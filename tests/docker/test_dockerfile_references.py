@@ -142,7 +142,7 @@ def test_service_settings_in_images_are_real_and_parse(
     for name, value in settings_env.items():
         monkeypatch.setenv(name, value)
     settings = ServiceSettings()
-    assert str(settings.model) == env["MASKSEM_MODEL"]
+    assert settings.model is None and str(settings.models) == env["MASKSEM_MODELS"]
     assert settings.providers[-1] == "CPUExecutionProvider", "no CPU fallback"
     assert str(settings.port) in json.dumps([ins.args for ins in dockerfile.final.of("EXPOSE")]), (
         "EXPOSE and MASKSEM_PORT disagree"
@@ -176,6 +176,7 @@ def test_build_context_leaves_out_local_state(relative: str) -> None:
         "skeleton/layouts.py",
         "training/configs/utd_masksem.yaml",
         "models/default.onnx",
+        "models/interaction.onnx",
         "docker/healthcheck.py",
         "ros2_ws/src/masksem_ros/setup.py",
         "ros2_ws/src/masksem_msgs/msg/Skeleton.msg",

@@ -174,9 +174,9 @@ def rehearsed_image(
     root = ImageRoot(tmp_path_factory.mktemp("image-root"))
     _run_build_stage(dockerfile, root, root.root / "build.log")
     _lay_out_copies(dockerfile, dockerfile.final, root)
-    model = Path(_stage_environment(dockerfile, dockerfile.final, root)["MASKSEM_MODEL"])
-    if not model.is_file():
-        _export_stand_in_model(model)
+    folder = Path(_stage_environment(dockerfile, dockerfile.final, root)["MASKSEM_MODELS"])
+    if not (folder / "default.onnx").is_file():
+        _export_stand_in_model(folder / "default.onnx")
     return dockerfile, root
 
 

@@ -16,7 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.model_registry import ModelFolderError, plan_models
+from service.app import create_app
+from service.model_registry import ModelFolderError, UnknownModelError, plan_models
 from service.settings import ServiceSettings
 from tests.service.test_service_metrics import scrape, value
 from tests.service.test_service_oip import infer_body, windows
@@ -301,7 +302,9 @@ def test_masksem_serve_refuses_a_bad_models_folder_in_one_line(
     assert result.stderr.count("\n") == 1  # one line, no traceback
 
 
-def test_the_default_model_setting_picks_among_several(two_models: TwoModels) -> None:
+def test_the_default_model_setting_picks_among_several_and_the_registry_names_them(
+    two_models: TwoModels,
+) -> None:
     def settings(**fields: object) -> ServiceSettings:
         return ServiceSettings(**{"model": None, "models": two_models.folder, **fields})  # type: ignore[arg-type]
 
@@ -309,6 +312,13 @@ def test_the_default_model_setting_picks_among_several(two_models: TwoModels) ->
     assert plan_models(settings(default_model="pairs")).default_name == "pairs"
     with pytest.raises(ModelFolderError, match="MASKSEM_DEFAULT_MODEL is 'nope', which is not"):
         plan_models(settings(default_model="nope"))
+    with pytest.raises(ModelFolderError, match="MASKSEM_DEFAULT_MODEL is 'nope'"):
+        create_app(settings(default_model="nope"))  # refused before any model loads
+    registry = create_app(settings(default_model="pairs")).state.masksem.models
+    assert (registry.names, registry.default_name) == (["default", "pairs"], "pairs")
+    assert registry.get("default") is registry.slots["default"]
+    with pytest.raises(UnknownModelError, match="this server serves 'default', 'pairs'"):
+        registry.get("nope")
     single = settings(models=None, model=two_models.folder / "pairs.onnx")
     plan = plan_models(single)
     assert (plan.files, plan.default_name) == ({"pairs": two_models.folder / "pairs.onnx"}, "pairs")
