@@ -78,6 +78,12 @@ class ServiceMetrics:
         self.predictions = Counter(
             "masksem_predictions", "predictions sent", ["transport", "model"], registry=r
         )
+        self.actions = Counter(
+            "masksem_actions",
+            "action events sent to stream clients",
+            ["model", "event"],  # event: started | ended
+            registry=r,
+        )
         self.reloads = Counter("masksem_reloads", "model reloads", ["outcome", "model"], registry=r)
         self.model = Info("masksem_model", "a model being served", ["model"], registry=r)
 

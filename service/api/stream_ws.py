@@ -543,10 +543,13 @@ class StreamConnection:
             await self.send(message)
             if self.state.hub.watched and isinstance(event, _WATCHED):
                 self.state.hub.publish({**message, "stream": self.stream_id})
-        for name in core.models:
-            predictions = sum(isinstance(e, Prediction) and e.model == name for e in events)
-            if predictions:
-                self.state.metrics.predictions.labels("websocket", name).inc(predictions)
+        metrics = self.state.metrics
+        for event in events:
+            if isinstance(event, Prediction):
+                metrics.predictions.labels("websocket", event.model).inc()
+            elif isinstance(event, ActionStarted | ActionEnded):
+                kind = "started" if isinstance(event, ActionStarted) else "ended"
+                metrics.actions.labels(event.model, kind).inc()
         self._publish_skeleton(frame, core)
 
     def _tell(self, event: StreamEvent) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -104,6 +105,9 @@ def test_websocket_events_equal_the_benchmarks_offline_events(shipped: LiveServe
         "interaction",
         "default",
     }
+    metrics = httpx.get(f"{shipped.url}/metrics").text
+    started = sum(m["type"] == "action_started" for m in interaction)
+    assert f'masksem_actions_total{{event="started",model="interaction"}} {started}.0' in metrics
 
 
 def test_unknown_models_and_impossible_configs_are_refused_and_the_stream_stays_open(
