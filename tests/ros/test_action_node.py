@@ -88,7 +88,8 @@ def start_run(
     params_file.write_text(yaml.safe_dump(shipped))
     spec = {
         "fps": FPS,
-        "aggregate_topic": node_params["aggregate_topic"],
+        "windows_topic": node_params["windows_topic"],
+        "events_topic": node_params["aggregate_topic"],
         "body_topics": {b: f"/humans/bodies/{b}/action" for b in (BODY_1, BODY_2)},
         "startup_timeout_s": 90.0,
         "run_timeout_s": 60.0,
@@ -324,6 +325,9 @@ def test_messy_marker_stream_survives_and_matches_the_core_on_the_valid_frames(
              "parameter input_layout: Value error, unknown joint layout 'kinect9'"],
         ),
         (["model_path:=/nonexistent/model.onnx"], ["/nonexistent/model.onnx: no such model file"]),
+        (["publish_windows:=false"],
+         ["parameter publish_windows: false needs models that can say none, and the card of "
+          "tiny names no none label"]),
     ],
 )  # fmt: skip
 def test_bad_parameters_stop_the_node_with_a_message_naming_them(
