@@ -79,6 +79,7 @@ class Listener(Node):
         self.current: dict[str, list[dict[str, Any]]] = {b: [] for b in self.event_bodies}
         self.last_message_at = time.monotonic()
         self.bodies_seen: set[str] = set()  # bodies whose topics were seen at some point
+        self.bodies_left_order: list[str] = []  # bodies whose topics went, in that order
         if self.windows_topic:
             self.create_subscription(
                 ActionPredictionArray, self.windows_topic, self._on_aggregate, RELIABLE
@@ -139,6 +140,9 @@ class Listener(Node):
     def event_publishers(self) -> dict[str, int]:
         counts = {b: self.count_publishers(f"{p}/actions") for b, p in self.event_bodies.items()}
         self.bodies_seen.update(b for b, n in counts.items() if n)
+        self.bodies_left_order += [
+            b for b in self.bodies_seen if not counts[b] and b not in self.bodies_left_order
+        ]
         return counts
 
     def window_publishers(self) -> int:
@@ -295,6 +299,7 @@ def main() -> None:
         result["bodies"] = listener.bodies
         result["events"] = listener.events
         result["body_events"] = listener.body_events
+        result["bodies_left_order"] = listener.bodies_left_order
     finally:
         Path(spec["out"]).write_text(json.dumps(result))
         executor.shutdown()
