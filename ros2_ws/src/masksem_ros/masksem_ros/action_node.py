@@ -66,7 +66,7 @@ from service.stream import (
     StreamEvent,
     WindowFailed,
 )
-from skeleton.card import CardError
+from skeleton.card import CardError, ModelCard
 from skeleton.layouts import LayoutError
 
 #: Longest the executor waits before the node looks at a stop request (SIGINT, SIGTERM).
@@ -153,7 +153,7 @@ class ActionNode(Node):
             f"{self.settings.aggregate_topic}{windows if self.publish_windows else ''}"
         )
 
-    def _publish_windows(self, cards: dict[str, Any]) -> bool:
+    def _publish_windows(self, cards: dict[str, ModelCard]) -> bool:
         without_none = [name for name, card in cards.items() if card.none_label is None]
         wanted = self.settings.publish_windows
         if wanted == "auto":
