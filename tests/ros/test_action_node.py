@@ -8,113 +8,28 @@ parallel (about 15 s in all).
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from masksem_ros.body_ids import body_id_for
 from masksem_ros.k4a_joints import lift_to_k4a32
 
 from service.engine import InferenceEngine
 from service.stream import Frame, Prediction, StreamConfig, StreamCore
 from skeleton.card import ModelCard
+from tests.ros.node_runs import FPS, RosRun, start_run
 
-HARNESS = Path(__file__).with_name("ros_harness.py")
-ROS_PACKAGE = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "masksem_ros"
-FPS = 30.0
 FRAME_NS = round(1e9 / FPS)
-NODE_NAME = "masksem_action"
 # Recognition settings of the node under test, and of the reference core.
 STREAM = {"stride": 8, "top_k": 3, "smoothing": 0.5, "min_frames": 16, "idle_timeout_s": 2.0}
 BODY_1, BODY_2 = body_id_for(1), body_id_for(2)
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class RosRun:
-    """One node under test plus its harness, running; :meth:`finish` collects both."""
-
-    node: subprocess.Popen[bytes]
-    harness: subprocess.Popen[bytes]
-    out: Path
-    log: Path
-    result: dict[str, Any] | None = None
-    node_alive_at_end: bool = False
-
-    def finish(self) -> RosRun:
-        try:
-            self.harness.wait(timeout=180)
-        finally:
-            self.node_alive_at_end = self.node.poll() is None
-            self.node.send_signal(signal.SIGINT)
-            try:
-                self.node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.node.kill()
-                self.node.wait()
-        self.result = json.loads(self.out.read_text()) if self.out.exists() else None
-        return self
-
-    @property
-    def node_log(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_run(
-    ros_python: Path, folder: Path, model: Path, domain: int, params: dict[str, Any], spec: dict
-) -> RosRun:
-    folder.mkdir()
-    shipped = yaml.safe_load((ROS_PACKAGE / "config" / "action_node.yaml").read_text())
-    node_params = shipped[NODE_NAME]["ros__parameters"]
-    node_params.update(
-        model_path=str(model),
-        qos_reliability="reliable",  # every frame must arrive for an exact comparison
-        qos_depth=1000,
-        queue_capacity=1000,
-        log_throttle_s=1.0,
-        **STREAM,
-        **params,
-    )
-    params_file = folder / "params.yaml"
-    params_file.write_text(yaml.safe_dump(shipped))
-    spec = {
-        "fps": FPS,
-        "aggregate_topic": node_params["aggregate_topic"],
-        "body_topics": {b: f"/humans/bodies/{b}/action" for b in (BODY_1, BODY_2)},
-        "startup_timeout_s": 90.0,
-        "run_timeout_s": 60.0,
-        "quiet_s": 1.5,
-        "out": str(folder / "result.json"),
-        **spec,
-    }
-    (folder / "spec.json").write_text(json.dumps(spec))
-    env = dict(os.environ)
-    env.update(
-        ROS_DOMAIN_ID=str(domain),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        RCUTILS_COLORIZED_OUTPUT="0",
-        PYTHONUNBUFFERED="1",
-    )
-    log = folder / "node.log"
-    with open(log, "wb") as log_file:
-        node = subprocess.Popen(
-            [str(ros_python), "-m", "masksem_ros.action_node", "--ros-args",
-             "--params-file", str(params_file)],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    harness = subprocess.Popen(
-        [str(ros_python), str(HARNESS), str(folder / "spec.json")], env=env, cwd=folder
-    )
-    return RosRun(node, harness, Path(spec["out"]), log)
 
 
 # -- the messy stream: the lifted clip with a second body, defects and disorder ---------------
@@ -184,21 +99,26 @@ def runs(
     steps, _ = messy_script(k4a)
     domains = random.sample(range(1, 101), 3)
     replay = {"clip": str(clip_file), "layout": "ucla20"}
+    model = {"model_path": str(tiny_model), **STREAM}
+    topics = {"body_topics": {b: f"/humans/bodies/{b}/action" for b in (BODY_1, BODY_2)}}
     started = {
         "skeletons": start_run(
-            ros_python, root / "skeletons", tiny_model, domains[0],
-            {"input_type": "skeleton_array", "input_layout": "ucla20"},
-            {"input_topic": "/humans/skeletons", "replay": {**replay, "as_markers": False}},
+            ros_python, root / "skeletons", domains[0],
+            {**model, "input_type": "skeleton_array", "input_layout": "ucla20"},
+            {**topics, "input_topic": "/humans/skeletons",
+             "replay": {**replay, "as_markers": False}},
         ),
         "markers": start_run(
-            ros_python, root / "markers", tiny_model, domains[1],
-            {"input_type": "marker_array"},
-            {"input_topic": "/body_tracking_data", "replay": {**replay, "as_markers": True}},
+            ros_python, root / "markers", domains[1],
+            {**model, "input_type": "marker_array"},
+            {**topics, "input_topic": "/body_tracking_data",
+             "replay": {**replay, "as_markers": True}},
         ),
         "messy": start_run(
-            ros_python, root / "messy", tiny_model, domains[2],
-            {"input_type": "marker_array", "strid": 4},  # a misspelt key: reported, ignored
-            {"input_topic": "/body_tracking_data", "script": steps, "wait_for_idle_s": 3.0},
+            ros_python, root / "messy", domains[2],
+            {**model, "input_type": "marker_array", "strid": 4},  # misspelt: reported, ignored
+            {**topics, "input_topic": "/body_tracking_data", "script": steps,
+             "wait_for_idle_s": 3.0},
         ),
     }  # fmt: skip
     yield {name: run.finish() for name, run in started.items()}
@@ -324,6 +244,9 @@ def test_messy_marker_stream_survives_and_matches_the_core_on_the_valid_frames(
              "parameter input_layout: Value error, unknown joint layout 'kinect9'"],
         ),
         (["model_path:=/nonexistent/model.onnx"], ["/nonexistent/model.onnx: no such model file"]),
+        (["publish_windows:=false"],
+         ["parameter publish_windows: false needs models that can say none, and the card of "
+          "tiny names no none label"]),
     ],
 )  # fmt: skip
 def test_bad_parameters_stop_the_node_with_a_message_naming_them(

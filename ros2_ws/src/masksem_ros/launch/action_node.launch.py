@@ -1,7 +1,9 @@
 """Launch the MaskSem action node with parameters from a YAML file (default: the package's).
 
 ros2 launch masksem_ros action_node.launch.py model_path:=/path/model.onnx [params_file:=...]
-model_path defaults to $MASKSEM_MODEL; when neither is given, the YAML file's model_path holds.
+ros2 launch masksem_ros action_node.launch.py models:=/path/default.onnx,/path/interaction.onnx
+model_path defaults to $MASKSEM_MODEL; models (comma-separated, each model named by its file's
+stem) replaces it. When none is given, the YAML file's model_path or models hold.
 """
 
 import os
@@ -17,8 +19,12 @@ from launch_ros.actions import Node
 def action_node(context: LaunchContext) -> list[Node]:
     parameters: list[object] = [LaunchConfiguration("params_file").perform(context)]
     model_path = LaunchConfiguration("model_path").perform(context)
-    if model_path:
-        parameters.append({"model_path": model_path})
+    models = [m.strip() for m in LaunchConfiguration("models").perform(context).split(",")]
+    models = [m for m in models if m]
+    if models:  # the node takes model_path or models, not both
+        parameters.append({"models": models, "model_path": ""})
+    elif model_path:
+        parameters.append({"model_path": model_path, "models": [""]})
     return [
         Node(
             package="masksem_ros",
@@ -45,6 +51,11 @@ def generate_launch_description() -> LaunchDescription:
                 "model_path",
                 default_value=os.environ.get("MASKSEM_MODEL", ""),
                 description="exported .onnx model (its .card.json beside it)",
+            ),
+            DeclareLaunchArgument(
+                "models",
+                default_value="",
+                description="several .onnx models, comma-separated (instead of model_path)",
             ),
             DeclareLaunchArgument("namespace", default_value=""),
             OpaqueFunction(function=action_node),

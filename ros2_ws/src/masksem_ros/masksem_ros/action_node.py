@@ -1,5 +1,13 @@
-"""The action node: a skeleton topic in, one ActionPrediction per due body window out (on
-``/humans/bodies/<id>/action`` and an aggregate topic), through ``service.stream.StreamCore``.
+"""The action node: a skeleton topic in, action events out, through one
+``service.stream.StreamCore`` over every model of the node.
+
+Out: an ``ActionEvent`` whenever an action starts or ends (on ``/humans/bodies/<id>/actions``
+of every body it names, and on the aggregate topic); each body's open actions, latched, on
+``/humans/bodies/<id>/current_action``; and, when asked (``publish_windows``, or a model
+without a none label), every window's ``ActionPrediction`` as before (on
+``/humans/bodies/<id>/action`` and the windows topic). The core decides every start and end;
+the node only carries them, and mirrors what it published to answer "what now" for a late
+subscriber.
 
 Callbacks only parse and queue; one worker thread runs the stream core and the ONNX model, so
 a slow inference drops the oldest queued frames instead of stalling the subscription. The core
@@ -13,12 +21,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import rclpy
 from builtin_interfaces.msg import Time
-from masksem_msgs.msg import ActionPrediction, ActionPredictionArray, SkeletonArray
+from masksem_msgs.msg import (
+    ActionEvent,
+    ActionPrediction,
+    ActionPredictionArray,
+    CurrentActions,
+    SkeletonArray,
+)
 from pydantic import ValidationError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -39,6 +53,8 @@ from masksem_ros.skeleton_messages import (
 from masksem_ros.throttled_log import ThrottledWarnings
 from service.engine import EngineOptions, InferenceEngine
 from service.stream import (
+    ActionEnded,
+    ActionStarted,
     BoundedFrameQueue,
     ClockJump,
     Eviction,
@@ -47,32 +63,68 @@ from service.stream import (
     Prediction,
     StreamCore,
     StreamError,
+    StreamEvent,
     WindowFailed,
 )
-from skeleton.card import CardError
+from skeleton.card import CardError, ModelCard
 from skeleton.layouts import LayoutError
 
 #: Longest the executor waits before the node looks at a stop request (SIGINT, SIGTERM).
 STOP_POLL_S = 0.1
 
 
+#: Depth of the event topics: events are rare, and a subscriber that lags should still get them.
+EVENT_QUEUE_DEPTH = 100
+#: Latched: a subscriber that joins late gets the last message (a body's current actions).
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+@dataclass
+class BodyTopics:
+    """The output topics of one body, from its first frame until it leaves."""
+
+    actions: Publisher  # ActionEvent
+    current: Publisher  # CurrentActions, latched
+    window: Publisher | None  # ActionPrediction, when windows are published
+
+
 class ActionNode(Node):
-    """Wires parameters, the input subscription and the prediction publishers to a StreamCore."""
+    """Wires parameters, the input subscription and the output publishers to a StreamCore."""
 
     def __init__(self, node_name: str = "masksem_action", **node_kwargs: Any) -> None:
         node_kwargs.setdefault("automatically_declare_parameters_from_overrides", True)
         super().__init__(node_name, **node_kwargs)
         self.settings: NodeSettings = declare_settings(self)
         options = EngineOptions(providers=tuple(self.settings.providers))
-        self.engine = InferenceEngine(Path(self.settings.model_path), options)
-        self.engine.warm_up()
-        card = self.engine.card
-        self.model_version = f"{card.name}@{card.version}"
-        self.core = StreamCore(self.settings.stream_config(), card)
+        self.engines = {
+            name: InferenceEngine(path, options)
+            for name, path in self.settings.model_files().items()
+        }
+        for engine in self.engines.values():
+            engine.warm_up()
+        cards = {name: engine.card for name, engine in self.engines.items()}
+        self.model_versions = {name: f"{c.name}@{c.version}" for name, c in cards.items()}
+        self.publish_windows = self._publish_windows(cards)
+        self.core = StreamCore(self.settings.stream_config(self.publish_windows), cards)
+        self._infer = {name: engine.run for name, engine in self.engines.items()}
         self.queue = BoundedFrameQueue(self.settings.queue_capacity)
-        self.body_publishers: dict[str, Publisher] = {}
-        self.aggregate_publisher = self.create_publisher(
-            ActionPredictionArray, self.settings.aggregate_topic, QoSProfile(depth=10)
+        self.body_topics: dict[str, BodyTopics] = {}
+        # What this node last said each body is doing, per model (the STARTED event of the
+        # open action): the core's decisions as published, for the latched current_action.
+        self.open_actions: dict[str, dict[str, ActionEvent]] = {}
+        self.event_publisher = self.create_publisher(
+            ActionEvent,
+            self.settings.aggregate_topic,
+            QoSProfile(depth=EVENT_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE),
+        )
+        self.windows_publisher = (
+            self.create_publisher(
+                ActionPredictionArray, self.settings.windows_topic, QoSProfile(depth=10)
+            )
+            if self.publish_windows
+            else None
         )
         self.malformed_messages = 0
         self._warnings = ThrottledWarnings(self.get_logger(), self.settings.log_throttle_s)
@@ -87,11 +139,31 @@ class ActionNode(Node):
         self._subscribe()
         self._worker = threading.Thread(target=self._work, name="masksem-stream", daemon=True)
         self._worker.start()
+        for name, engine in self.engines.items():
+            card = engine.card
+            self.get_logger().info(
+                f"model {name}: {self.model_versions[name]} ({card.layout}, "
+                f"{card.window.persons} person(s), {len(card.labels)} labels, none label "
+                f"{card.none_label!r}) on {engine.provider}"
+            )
+        windows = f"; window predictions on {self.settings.windows_topic}"
         self.get_logger().info(
-            f"model {self.model_version} ({card.layout}, {len(card.labels)} labels) on "
-            f"{self.engine.provider}; reading {self.settings.input_type} "
-            f"({self.settings.camera_layout}) from {self.resolve_topic_name(self.settings.topic)}"
+            f"reading {self.settings.input_type} ({self.settings.camera_layout}) from "
+            f"{self.resolve_topic_name(self.settings.topic)}; action events on "
+            f"{self.settings.aggregate_topic}{windows if self.publish_windows else ''}"
         )
+
+    def _publish_windows(self, cards: dict[str, ModelCard]) -> bool:
+        without_none = [name for name, card in cards.items() if card.none_label is None]
+        wanted = self.settings.publish_windows
+        if wanted == "auto":
+            return bool(without_none)
+        if not wanted and without_none:
+            raise SettingsError(
+                f"parameter publish_windows: false needs models that can say none, and the card "
+                f"of {', '.join(without_none)} names no none label (it gives no action events)"
+            )
+        return wanted
 
     def _subscribe(self) -> None:
         reliability = (
@@ -187,25 +259,33 @@ class ActionNode(Node):
             idle = time.monotonic() - self._last_bodies_at
             if self.core.bodies and idle > self.settings.idle_timeout_s:
                 # no frames come, so the core's clock stands still: move it on by the wall time
-                for eviction in self.core.evict_idle(self.core.latest + idle):
-                    self._body_left(str(eviction.body))
+                self._handle(self.core.evict_idle(self.core.latest + idle))
                 self.get_logger().info(f"all bodies left (no frame for {idle:.1f} s)")
 
     def _process(self, frame: Frame) -> None:
         self._last_bodies_at = time.monotonic()
         try:
-            events = self.core.process(frame, self.engine.run)
+            events = self.core.process(frame, self._infer)
         except Exception as err:  # noqa: BLE001 - logged; the next frame gets a fresh try
             self._warnings.warn(
                 "inference", f"frame at {frame.timestamp:.3f} s could not be classified: {err}"
             )
             return
         for body_id in self.core.bodies:
-            if body_id not in self.body_publishers:
+            if str(body_id) not in self.body_topics:
                 self._body_appeared(str(body_id))
-        predictions = [e for e in events if isinstance(e, Prediction)]
+        self._handle(events)
+
+    def _handle(self, events: Sequence[StreamEvent]) -> None:
+        """Publish what the core said, in its order (an eviction's ended actions come before
+        the body's topics go)."""
+        predictions = []
         for event in events:
-            if isinstance(event, Eviction):
+            if isinstance(event, Prediction):
+                predictions.append(event)
+            elif isinstance(event, ActionStarted | ActionEnded):
+                self._publish_event(event)
+            elif isinstance(event, Eviction):
                 self._body_left(str(event.body))
             elif isinstance(event, ClockJump):
                 self._warnings.warn(
@@ -215,7 +295,9 @@ class ActionNode(Node):
                 )
             elif isinstance(event, WindowFailed):
                 self._warnings.warn(
-                    "non_finite", f"body {event.body}: window not classified: {event.detail}"
+                    "non_finite",
+                    f"body {event.body}, model {event.model}: window not classified: "
+                    f"{event.detail}",
                 )
             elif isinstance(event, FrameDropped):
                 detail = f": {event.detail}" if event.detail else ""
@@ -225,56 +307,112 @@ class ActionNode(Node):
                     f"frame dropped ({event.reason}{detail}{body}); "
                     f"{self.core.stats.frames_dropped} dropped so far",
                 )
-        if predictions:
-            self._publish(predictions)
+        if predictions and self.publish_windows:
+            self._publish_windows_of(predictions)
 
-    def _publish(self, predictions: list[Prediction]) -> None:
-        messages = [self._message(p) for p in predictions]
+    # -- action events ----------------------------------------------------------------------------
+    def _publish_event(self, event: ActionStarted | ActionEnded) -> None:
+        msg = self._event_message(event)
+        self.event_publisher.publish(msg)
+        for body_id in msg.body_ids:
+            # A body that already left (the partner of a pair, say) has no topics any more.
+            topics = self.body_topics.get(body_id)
+            if topics is not None:
+                topics.actions.publish(msg)
+            open_now = self.open_actions.setdefault(body_id, {})
+            if msg.type == ActionEvent.STARTED:
+                open_now[msg.model] = msg
+            elif (started := open_now.get(msg.model)) is not None and started.start == msg.start:
+                del open_now[msg.model]
+            if topics is not None:
+                topics.current.publish(self._current_message(body_id, msg.header))
+
+    def _event_message(self, event: ActionStarted | ActionEnded) -> ActionEvent:
+        ended = isinstance(event, ActionEnded)
+        return ActionEvent(
+            type=ActionEvent.ENDED if ended else ActionEvent.STARTED,
+            header=Header(stamp=self._stamp(event.timestamp), frame_id=self._frame_id),
+            model=event.model,
+            model_version=self.model_versions[event.model],
+            body_ids=[str(b) for b in event.bodies],
+            label=event.label,
+            start=self._stamp(event.start),
+            end=self._stamp(event.end) if isinstance(event, ActionEnded) else Time(),
+            confidence=event.confidence,
+        )
+
+    def _current_message(self, body_id: str, header: Header) -> CurrentActions:
+        open_now = self.open_actions.get(body_id, {})
+        actions = [open_now[name] for name in self.engines if name in open_now]
+        return CurrentActions(header=header, body_id=body_id, actions=actions)
+
+    # -- window predictions ---------------------------------------------------------------------
+    def _publish_windows_of(self, predictions: list[Prediction]) -> None:
+        messages = [self._window_message(p) for p in predictions]
         for msg in messages:
-            publisher = self.body_publishers.get(msg.body_id) or self._body_appeared(msg.body_id)
-            publisher.publish(msg)
+            topics = self.body_topics.get(msg.body_id) or self._body_appeared(msg.body_id)
+            if topics.window is not None:
+                topics.window.publish(msg)
         header = Header(stamp=messages[-1].header.stamp, frame_id=self._frame_id)
-        self.aggregate_publisher.publish(ActionPredictionArray(header=header, predictions=messages))
+        assert self.windows_publisher is not None
+        self.windows_publisher.publish(ActionPredictionArray(header=header, predictions=messages))
 
-    def _message(self, p: Prediction) -> ActionPrediction:
+    def _window_message(self, p: Prediction) -> ActionPrediction:
         end = self._stamp(p.end)
         return ActionPrediction(
             header=Header(stamp=end, frame_id=self._frame_id),
             body_id=str(p.body),
             label=p.label,
-            label_index=self.core.card.labels.index(p.label),
+            label_index=self.core.card_of(p.model).labels.index(p.label),
             confidence=p.probability,
             top_labels=[label for label, _ in p.top_k],
             top_scores=[score for _, score in p.top_k],
             window_start=self._stamp(p.start),
             window_end=end,
-            model_version=self.model_version,
+            model_version=self.model_versions[p.model],
         )
 
     def _stamp(self, seconds: float) -> Time:
         return ns_to_time((self._epoch_ns or 0) + round(seconds * 1e9))
 
-    def _body_appeared(self, body_id: str) -> Publisher:
-        # Created with the body's first frame, well before its first prediction, so that
-        # subscribers have matched; transient local hands a late subscriber the current action.
-        topic = f"{self.settings.body_topic_prefix}/{body_id}/action"
-        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        publisher = self.create_publisher(ActionPrediction, topic, qos)
-        self.body_publishers[body_id] = publisher
-        self.get_logger().info(f"body {body_id} appeared: predictions on {topic}")
-        return publisher
+    # -- bodies -----------------------------------------------------------------------------------
+    def _body_appeared(self, body_id: str) -> BodyTopics:
+        # Created with the body's first frame, well before its first event, so that
+        # subscribers have matched; transient local hands a late subscriber the current state.
+        prefix = f"{self.settings.body_topic_prefix}/{body_id}"
+        topics = BodyTopics(
+            actions=self.create_publisher(
+                ActionEvent,
+                f"{prefix}/actions",
+                QoSProfile(depth=EVENT_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE),
+            ),
+            current=self.create_publisher(CurrentActions, f"{prefix}/current_action", LATCHED),
+            window=(
+                self.create_publisher(ActionPrediction, f"{prefix}/action", LATCHED)
+                if self.publish_windows
+                else None
+            ),
+        )
+        self.body_topics[body_id] = topics
+        header = Header(stamp=self._stamp(max(self.core.latest, 0.0)), frame_id=self._frame_id)
+        topics.current.publish(self._current_message(body_id, header))
+        self.get_logger().info(f"body {body_id} appeared: action events on {prefix}/actions")
+        return topics
 
     def _body_left(self, body_id: str) -> None:
-        publisher = self.body_publishers.pop(body_id, None)
-        if publisher is not None:
-            self.destroy_publisher(publisher)
+        topics = self.body_topics.pop(body_id, None)
+        self.open_actions.pop(body_id, None)
+        if topics is not None:
+            for publisher in (topics.actions, topics.current, topics.window):
+                if publisher is not None:
+                    self.destroy_publisher(publisher)
         self.get_logger().info(f"body {body_id} left")
 
     def _forget_bodies(self, why: str) -> None:
-        """Every body has left: the core evicts them all (its counters and clock go on)."""
-        for eviction in self.core.evict_all():
-            self._body_left(str(eviction.body))
-        for body_id in list(self.body_publishers):  # announced but never kept by the core
+        """Every body has left: the core ends their actions and evicts them all (its counters
+        and clock go on)."""
+        self._handle(self.core.evict_all())
+        for body_id in list(self.body_topics):  # announced but never kept by the core
             self._body_left(body_id)
         self.get_logger().info(f"all bodies left ({why})")
 

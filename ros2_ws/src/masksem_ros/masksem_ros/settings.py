@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
@@ -29,6 +30,11 @@ class NodeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model_path: str = Field("", description="exported .onnx model; its .card.json lies beside it")
+    models: list[str] = Field(
+        default_factory=list,
+        description="several exported .onnx models run on every frame (instead of model_path); "
+        "each is named by its file's stem",
+    )
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"], description="onnxruntime providers"
     )
@@ -45,19 +51,52 @@ class NodeSettings(BaseModel):
     window_s: float = Field(0.0, ge=0.0, description="seconds per window; 0: the model card's")
     idle_timeout_s: float = Field(2.0, gt=0, description="a body unseen this long has left")
     max_bodies: int = Field(8, ge=1)
+    event_min_s: float = Field(
+        0.3, ge=0.0, le=60.0, description="a label must be shown this long to start/end an action"
+    )
+    publish_windows: bool | Literal["auto"] = Field(
+        "auto",
+        description="publish every window's prediction too; auto: only when a model has no "
+        "none label (so gives no action events)",
+    )
     qos_reliability: Literal["best_effort", "reliable"] = "best_effort"
     qos_depth: int = Field(5, ge=1, description="input subscription history depth")
     queue_capacity: int = Field(64, ge=1, description="frames waiting for inference")
     body_topic_prefix: str = "/humans/bodies"
-    aggregate_topic: str = "/masksem/actions"
+    aggregate_topic: str = Field("/masksem/actions", description="every action event")
+    windows_topic: str = Field("/masksem/windows", description="window predictions, per frame")
     log_throttle_s: float = Field(5.0, ge=0.0)
 
-    @field_validator("model_path")
+    @model_validator(mode="after")
+    def _models_given(self) -> NodeSettings:
+        if bool(self.model_path) == bool(self.models):
+            given = "both are set" if self.model_path else "neither is set"
+            raise ValueError(
+                f"set model_path to an exported .onnx file, or models to a list of them ({given})"
+            )
+        stems = [Path(path).stem for path in self.model_files_list]
+        repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if repeated:
+            raise ValueError(
+                f"models: two files share the name {', '.join(repeated)} (a model is named by "
+                "its file's stem)"
+            )
+        return self
+
+    @property
+    def model_files_list(self) -> list[str]:
+        return list(self.models) or [self.model_path]
+
+    def model_files(self) -> dict[str, Path]:
+        """The models by name (the file's stem), in the order given."""
+        return {Path(path).stem: Path(path) for path in self.model_files_list}
+
+    @field_validator("models")
     @classmethod
-    def _given(cls, value: str) -> str:
-        if not value:
-            raise ValueError("set model_path to an exported .onnx file (parameter model_path)")
-        return value
+    def _no_blank(cls, value: list[str]) -> list[str]:
+        # ROS parameters cannot hold an empty string list: [""] says "no models" (the launch
+        # file's model_path:= sets it so, over a YAML file's list).
+        return [path for path in value if path]
 
     @field_validator("input_layout")
     @classmethod
@@ -73,7 +112,7 @@ class NodeSettings(BaseModel):
     def topic(self) -> str:
         return self.input_topic or DEFAULT_INPUT_TOPICS[self.input_type]
 
-    def stream_config(self) -> StreamConfig:
+    def stream_config(self, publish_windows: bool) -> StreamConfig:
         return StreamConfig(
             layout=self.camera_layout,
             fps=self.fps,
@@ -86,6 +125,8 @@ class NodeSettings(BaseModel):
             min_frames=self.min_frames,
             idle_timeout_s=self.idle_timeout_s,
             max_bodies=self.max_bodies,
+            event_min_s=self.event_min_s,
+            mode="windows" if publish_windows else "events",
         )
 
 
@@ -120,6 +161,8 @@ def declare_settings(node: Node) -> NodeSettings:
     except ValidationError as err:
         lines = [
             f"parameter {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e['input']!r})"
+            if e["loc"]
+            else f"parameters model_path, models: {e['msg']}"  # a rule over several fields
             for e in err.errors()
         ]
         raise SettingsError("; ".join(lines)) from None
