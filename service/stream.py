@@ -602,16 +602,18 @@ class StreamCore:
         return self._latest
 
     def current_actions(self) -> dict[str, dict[BodyId, str | None]]:
-        """Per model, per body, the label of its open action (None: none, or a model without
-        a none label)."""
+        """Per model, per body, the label of its open action, a pair's for both its bodies
+        (None: none, or a model without a none label)."""
         out: dict[str, dict[BodyId, str | None]] = {}
         for name, model in self._models.items():
-            labels = model.card.labels
-            out[name] = {}
-            for body_id, body in self._bodies.items():
-                seg = body.tracks[name].segmenter
-                active = None if seg is None else seg.active
-                out[name][body_id] = None if active is None else labels[active]
+            out[name] = dict.fromkeys(self._bodies)
+            for body in self._bodies.values():
+                track = body.tracks[name]
+                active = None if track.segmenter is None else track.segmenter.active
+                if active is not None:
+                    for member in track.bodies:
+                        if member in out[name]:
+                            out[name][member] = model.card.labels[active]
         return out
 
     # -- frames -------------------------------------------------------------------------------
@@ -707,6 +709,11 @@ class StreamCore:
             body = self._bodies[body_id]
             for name, track in body.tracks.items():
                 out.extend(self._close(self._models[name], track, body.last_seen, now))
+            # a pair's action ends when either of its bodies leaves
+            for other in self._bodies.values():
+                for name, track in other.tracks.items():
+                    if body_id in track.bodies:
+                        out.extend(self._close(self._models[name], track, body.last_seen, now))
         for body_id in gone:
             out.append(Eviction(body_id, self._bodies.pop(body_id).last_seen, now))
         self.stats.evictions += len(gone)

@@ -190,3 +190,30 @@ def test_one_stream_runs_several_models_on_every_frame(engine: InferenceEngine) 
     assert {p.label for p in by_model["gated"]} == {engine.card.labels[-1]}
     assert sorted(set(calls)) == ["gated", "plain"]
     assert core.models == ["plain", "gated"] and core.card is engine.card
+
+
+def test_a_pairs_action_ends_when_either_body_leaves(engine: InferenceEngine) -> None:
+    card = with_none(engine.card, 0.0)
+    config = StreamConfig(layout=LAYOUT, stride=3, min_frames=8, event_min_s=0.1,
+                          mode="events", idle_timeout_s=0.5)  # fmt: skip
+    core = StreamCore(config, card)
+    # "b" (second-tracked) leaves after 60 frames; "a" stays
+    events = feed(core, engine.run, {"a": random_clip(120, seed=5),
+                                     "b": random_clip(60, seed=6) + 0.5})  # fmt: skip
+    pair = [e for e in events if isinstance(e, ActionStarted | ActionEnded)
+            and e.bodies == ("a", "b")]  # fmt: skip
+    assert pair and isinstance(pair[-1], ActionEnded), "the pair's action ended"
+    (gone,) = [e for e in events if isinstance(e, Eviction)]
+    assert gone.body == "b" and pair[-1].end <= gone.last_seen
+    assert events.index(pair[-1]) < events.index(gone)  # ended before the body is gone
+    # while a pair acts, both its bodies have that action
+    core = StreamCore(config, card)
+    a, b = random_clip(40, seed=5), random_clip(40, seed=6) + 0.5
+    checked = 0
+    for i in range(40):
+        for event in core.process(Frame(i / 30, {"a": a[i], "b": b[i]}), engine.run):
+            if isinstance(event, ActionStarted):
+                current = core.current_actions()[card.name]
+                assert current == {"a": event.label, "b": event.label}
+                checked += 1
+    assert checked
