@@ -51,7 +51,8 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --create-home --shell /bin/bash masksem
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/masksem/ros2_ws/install /opt/masksem/ros2_ws/install
-COPY models/default.onnx models/default.card.json /opt/masksem/models/
+COPY models/default.onnx models/default.card.json models/interaction.onnx \
+     models/interaction.card.json /opt/masksem/models/
 COPY docker/ros-entrypoint.sh /opt/masksem/ros-entrypoint.sh
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -75,7 +75,7 @@ def test_plain_up_serves_the_models_folder_and_the_node_the_default_model(
     assert Path(models["source"]) == REPO_ROOT / "models" and models["read_only"]
     environment = services["service"]["environment"]
     assert environment["MASKSEM_MODELS"] == "/models" and "MASKSEM_MODEL" not in environment
-    assert "model_path:=/models/default.onnx" in services["ros"]["command"]
+    assert "models:=/models/default.onnx,/models/interaction.onnx" in services["ros"]["command"]
     for name in ("default", "interaction"):
         assert (REPO_ROOT / "models" / f"{name}.onnx").is_file(), f"models/{name}.onnx is missing"
 
