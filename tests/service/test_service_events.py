@@ -217,3 +217,14 @@ def test_a_pairs_action_ends_when_either_body_leaves(engine: InferenceEngine) ->
                 assert current == {"a": event.label, "b": event.label}
                 checked += 1
     assert checked
+
+
+def test_a_third_body_beside_a_pair_is_classified_alone(engine: InferenceEngine) -> None:
+    config = StreamConfig(layout=LAYOUT, stride=10, min_frames=8)
+    core = StreamCore(config, with_none(engine.card, 0.0))
+    clips = {"a": random_clip(30, seed=1), "b": random_clip(30, seed=2) + 0.3,
+             "c": random_clip(30, seed=3) + 3.0}  # fmt: skip
+    windows = [e for e in feed(core, engine.run, clips) if isinstance(e, Prediction)]
+    partners = {p.body: p.partner for p in windows}
+    # the nearest two pair up; the far one has no partner left and is alone in its window
+    assert partners == {"a": "b", "b": "a", "c": None}
