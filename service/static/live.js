@@ -307,7 +307,6 @@ function render() {
   pending = true;
   requestAnimationFrame(() => {
     pending = false;
-    prune();
     drawSkeletons();
     renderList();
   });
@@ -363,6 +362,7 @@ function onMessage(msg) {
     default:
       return;
   }
+  prune(); // here, not when drawing: a hidden tab draws nothing but keeps its memory bounded
   render();
 }
 

@@ -69,6 +69,10 @@ def test_live_page_draws_the_skeleton_and_label(browser: Any, server: LiveServer
         item = wait_for(lambda: browser.find_elements("css selector", "#bodies li"))
         wait_for(lambda: label in item[0].text)
         assert "body 42" in item[0].text
+        # a model without a none label: its timeline is the runs of the shown label
+        bars = item[0].find_elements("css selector", "svg.timeline svg.entry")
+        assert bars and bars[-1].get_attribute("data-open") == "true"
+        assert bars[-1].get_attribute("data-label") == label
         lit = browser.execute_script(
             """const c = document.getElementById('skeleton');
             const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
