@@ -15,7 +15,8 @@ dropped), ``clock_jump``, ``stats``, ``model_changed``, ``error`` (the connectio
 also sent the first time frames are dropped for their timestamp, and for a window the model
 gave no finite answer for). A watcher gets ``watching``, then every stream's ``skeleton``,
 ``prediction``, action events, ``evicted`` and ``stream_closed`` messages, each tagged with
-the ``stream`` it comes from.
+the ``stream`` it comes from (``watching`` has every served model's joints and parents under
+``layouts``; a ``skeleton`` names its layout and the stream's ``models``).
 
 A reader task takes messages off the socket into a bounded inbox (when it is full the oldest
 waiting frame makes room, counted by the core); messages beyond ``stream_max_messages_per_s``
@@ -168,6 +169,7 @@ def model_brief(card: ModelCard) -> dict[str, Any]:
         "variant": card.variant,
         "layout": card.layout,
         "labels": list(card.labels),
+        "none_label": card.none_label,
     }
 
 
@@ -608,16 +610,25 @@ class StreamConnection:
             return
         card = self.state.models.default.current.card
         layout = get_layout(card.layout)
+        cards = [self.state.models.get(name).current.card for name in self.state.models.names]
         await self.send(
             {
                 "type": "watching",
                 "model": model_brief(card),
                 "models": [
-                    {**model_brief(self.state.models.get(name).current.card), "served_as": name}
-                    for name in self.state.models.names
+                    {**model_brief(served), "served_as": name}
+                    for name, served in zip(self.state.models.names, cards, strict=True)
                 ],
                 "joints": list(layout.joints),
                 "parents": list(layout.parents),
+                # a stream's skeletons come in its first model's layout, any served one
+                "layouts": {
+                    c.layout: {
+                        "joints": list(get_layout(c.layout).joints),
+                        "parents": list(get_layout(c.layout).parents),
+                    }
+                    for c in cards
+                },
             }
         )
         queue = self.state.hub.subscribe()
@@ -657,6 +668,7 @@ class StreamConnection:
                 "stream": self.stream_id,
                 "timestamp": frame.timestamp,
                 "layout": core.card.layout,
+                "models": core.models,  # the rows the page shows for each body
                 "bodies": bodies,
             }
         )
