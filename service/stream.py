@@ -509,16 +509,19 @@ class StreamCore:
     def card_of(self, model: str) -> ModelCard:
         return self._models[model].card
 
-    def set_card(self, card: ModelCard, model: str | None = None) -> None:
-        """Serve a (re)loaded model (default: the main one); buffers stay; its smoothing and
-        segments restart if its labels changed (an open action is ended)."""
+    def set_card(self, card: ModelCard, model: str | None = None) -> list[ActionEnded]:
+        """Serve a (re)loaded model (default: the main one); buffers stay. If its labels
+        changed, its smoothing and actions restart: the open actions end now (returned)."""
         name = model if model is not None else self.models[0]
         old = self._models[name]
         new = self._checked_model(name, card)
         self._models[name] = new
+        ended: list[ActionEnded] = []
         if card.labels != old.card.labels or card.none_label != old.card.none_label:
             for body in self._bodies.values():
+                ended += self._close(old, body.tracks[name], self._latest, self._latest)
                 body.tracks[name] = self._track(new)
+        return ended
 
     def _checked_model(self, name: str, card: ModelCard) -> _Model:
         if not can_map(self.config.layout, card.layout):

@@ -507,7 +507,7 @@ class StreamConnection:
             for name, runtime in runtimes.items():
                 if runtime.card is not core.card_of(name):
                     try:
-                        core.set_card(runtime.card, name)
+                        events.extend(core.set_card(runtime.card, name))
                     except StreamError as err:
                         self.core = None
                         await self.error(str(err), "model_changed")

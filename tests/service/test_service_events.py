@@ -228,3 +228,21 @@ def test_a_third_body_beside_a_pair_is_classified_alone(engine: InferenceEngine)
     partners = {p.body: p.partner for p in windows}
     # the nearest two pair up; the far one has no partner left and is alone in its window
     assert partners == {"a": "b", "b": "a", "c": None}
+
+
+def test_a_reloaded_model_with_other_labels_ends_the_open_actions(engine: InferenceEngine) -> None:
+    card = with_none(engine.card, 0.0)
+    config = StreamConfig(layout=LAYOUT, stride=2, min_frames=8, event_min_s=0.0, mode="events")
+    core = StreamCore(config, card)
+    for i, joints in enumerate(random_clip(60, seed=4)):
+        core.process(Frame(i / 30, {1: joints}), engine.run)
+        if core.current_actions()[card.name][1] is not None:
+            break
+    open_label = core.current_actions()[card.name][1]
+    assert open_label is not None
+    # the same labels: nothing ends; other labels: the open action ends now
+    assert core.set_card(replace(card, version="2")) == []
+    renamed = replace(card, labels=(*card.labels[:-1], "nothing"), none_label="nothing")
+    (ended,) = core.set_card(renamed)
+    assert (ended.label, ended.end) == (open_label, core.latest)
+    assert core.current_actions()[card.name][1] is None
