@@ -396,7 +396,10 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         for r in rows
     )
     settings = ", ".join(f"{k} {v}" for k, v in STREAM.items())
-    ran = "; ".join(f"{model} rows: `{c}`" for model, c in commands.items())
+    if len(set(commands.values())) == 1:
+        ran = f"`{next(iter(commands.values()))}`"
+    else:
+        ran = "; ".join(f"{model} rows: `{c}`" for model, c in commands.items())
     return (
         "## Continuous recognition on untrimmed streams\n\n"
         f"{ran} ({machine}). The gesture baseline is the trimmed-clip default model before the "
