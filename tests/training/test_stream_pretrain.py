@@ -104,6 +104,8 @@ def test_pku_streams_recipe_runs_a_tiny_epoch_and_its_encoder_fine_tunes_on_utd2
     assert state.step == 2 and state.config["layout"] == "ntu25"
     (row,) = state.history
     assert np.isfinite(row["loss"]) and 0.0 < row["salient_share"] <= 1.0
+    assert 0.0 < row["salient_segments"] <= 1.0  # logged to metrics.csv and TensorBoard
+    assert "salient_segments" in (tmp_path / "run" / "metrics.csv").read_text()
     utd = ModelConfig.model_validate(
         {**recipe.model.model_dump(), "persons": 1, "joints": 20, "drop_path": 0.1}
     )

@@ -105,6 +105,7 @@ class PretrainTask:
         stats = {k: float(v) for k, v in out.items() if k != "loss"}
         if self.masking != "semantic":
             stats.pop("salient_share", None)
+            stats.pop("salient_segments", None)
         return out["loss"], stats
 
     def after_step(self) -> None:
