@@ -114,20 +114,24 @@ def training_batches(
     ]
 
 
-def measure(path: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(path: Path, args: argparse.Namespace, measured: set[str]) -> list[dict[str, Any]]:
+    """Rows of the trained teacher of ``path``, and of untrained ones unless an earlier encoder
+    of ``measured`` had the same data and architecture."""
     meta, weights = EncoderCheckpoint.read(path)
     recipe = meta.recipe
     data_cfg = DataConfig.model_validate(recipe["data"])
     model = ModelConfig.model_validate({**meta.model.model_dump(), "drop_path": 0.0})
+    key = data_cfg.model_dump_json() + model.model_dump_json()
     batches = training_batches(data_cfg, args.batch, args.batches, seed=0)
     parts = get_layout(meta.layout).parts
     teachers: list[tuple[str, Encoder]] = []
     trained = Encoder(model)
     trained.load_state_dict({k: v for k, v in weights.items() if k in trained.state_dict()})
     teachers.append((f"trained ({meta.epochs} epochs)", trained))
-    for seed in args.untrained_seeds:
+    for seed in [] if key in measured else args.untrained_seeds:
         torch.manual_seed(seed)
         teachers.append((f"untrained (seed {seed})", Encoder(model)))
+    measured.add(key)
     rows = []
     for name, encoder in teachers:
         teacher = Teacher(encoder, parts)
@@ -153,7 +157,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"augmentation), {result['date']}, {result['machine']}. `top` marks a share of "
         f"{result['share']}. Motion ratio: mean MAMP motion score of the salient part-segments "
         "over that of all. Overlap: mean IoU of the salient part-segments of two persons of a "
-        "batch. Reproduce: `" + result["command"] + "`.",
+        "batch from different clips of the same class, and of different classes (random sets "
+        "of share s give about s / (2 - s)). Reproduce: `" + result["command"] + "`.",
         "",
         "| encoder | teacher | cam | salient segments | salient tokens | motion ratio "
         "| overlap same class | overlap other class |",
@@ -178,7 +183,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [row for path in args.encoder for row in measure(path, args)]
+    measured: set[str] = set()
+    rows = [row for path in args.encoder for row in measure(path, args, measured)]
     encoders = " ".join(f"--encoder {p}" for p in args.encoder)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
