@@ -144,3 +144,60 @@ def test_stream_sources_take_training_videos_only() -> None:
         ExtraSource.model_validate(
             {"dataset": "pku-mmd", "splits": ["train", "test"], "streams": {}}
         )
+
+
+@needs_pku
+def test_a_folder_of_own_recordings_pre_trains_on_its_training_recordings_only(
+    tmp_path: Path,
+) -> None:
+    """The bring-your-own untrimmed format: three training recordings and one test recording
+    (real PKU-MMD videos written as .npy files); windows come from the three only."""
+    from tests.training.data.test_data_folder_streams import VIDEOS, write_streams_folder
+
+    root = write_streams_folder(tmp_path / "mine")
+    recipe = PretrainRecipe.model_validate({
+        "name": "own-streams", "masking": "motion",
+        "data": {"dataset": "folder-streams", "root": str(root), "options": {"layout": "ntu25"},
+                 "frames": 16, "min_crop_frames": 8},
+        "streams": {"window_s": 1.0, "windows_per_epoch": 24},
+        "model": {"frames": 16, "width": 32, "depth": 1, "heads": 2, "decoder_width": 32,
+                  "decoder_depth": 1},
+        "loop": {"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "threads": 1},
+    })  # fmt: skip
+    recordings = load_streams("folder-streams", root, layout="ntu25")
+    train = {n for n, (_, split) in VIDEOS.items() if split == "train"}
+    assert {s.name for s in recordings.train} == train
+    dataset = pretrain_dataset(
+        recordings_as_dataset(recordings), (recordings, recipe.streams), [],
+        recipe.data.window("ntu25"), seed=0,
+    )  # fmt: skip
+    (feeder,) = dataset.datasets
+    assert isinstance(feeder, RandomStreamWindows)
+    assert {feeder.streams[which].name for which, _, _ in map(feeder.bounds, range(24))} <= train
+    state = TrainingState.read(run_pretrain(recipe, tmp_path / "run", CPU))
+    assert state.step == 3 and np.isfinite(state.history[0]["loss"])
+
+
+def test_streams_of_a_dataset_of_trimmed_clips_are_refused_by_name(tmp_path: Path) -> None:
+    from training.data.errors import DatasetError
+
+    recipe = PretrainRecipe.model_validate({
+        "name": "no-streams", "data": {"dataset": "utd-mhad", "frames": 16, "persons": 1},
+        "streams": {}, "model": {"frames": 16, "persons": 1, "width": 32, "depth": 1,
+                                 "heads": 2, "decoder_width": 32, "decoder_depth": 1},
+    })  # fmt: skip
+    with pytest.raises(DatasetError, match="utd-mhad holds trimmed clips only"):
+        run_pretrain(recipe, tmp_path / "run", CPU)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pku_streams_mamp", "pku_streams_masksem", "utd_pku_streams_mamp", "utd_pku_streams_masksem"],
+)
+def test_the_stream_recipes_load_and_share_the_small_utd_architecture(name: str) -> None:
+    recipe = load_config(name, PretrainRecipe)
+    utd = load_config("utd_mamp", PretrainRecipe)
+    same = {"joints", "persons"}  # carried across layouts by classify.load_encoder
+    assert recipe.model.model_dump(exclude=same) == utd.model.model_dump(exclude=same)
+    sources = [recipe.streams, *(s.streams for s in recipe.extra_data)]
+    assert any(s is not None for s in sources)
