@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from skeleton.clip import WindowSpec, inference_window, training_window
 from training.data.types import Sample
@@ -81,3 +81,14 @@ def labelled_subset(samples: Sequence[Sample], fraction: float, seed: int) -> li
         members = np.flatnonzero(labels == cls)
         chosen.extend(int(i) for i in rng.choice(members, size=int(k), replace=False))
     return [samples[i] for i in sorted(chosen)]
+
+
+class PooledFeeder(ConcatDataset[tuple[torch.Tensor, int]]):
+    """Several feeders as one dataset (items of the first, then of the second, ...) that passes
+    :meth:`set_epoch` on to each, so every part redraws its windows each epoch."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            set_epoch = getattr(part, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)

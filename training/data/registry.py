@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,11 @@ def _ntu(root: Path, benchmark: str) -> SkeletonDataset:
 
 
 def _pku(
-    root: Path, benchmark: str, phase: int | str = 1, frames: int | str = 300
+    root: Path,
+    benchmark: str,
+    phase: int | str = 1,
+    frames: int | str = 300,
+    classes: Sequence[str] | None = None,
 ) -> SkeletonDataset:
     from training.data.pku import load_pku_mmd
 
@@ -56,7 +60,14 @@ def _pku(
         phase, frames = int(phase), int(frames)
     except ValueError:
         raise DatasetError(f"phase {phase!r} and frames {frames!r} must be integers") from None
-    return load_pku_mmd(root, phase, benchmark, frames)
+    data = load_pku_mmd(root, phase, benchmark, frames)
+    if classes is None:
+        return data
+    if isinstance(classes, str):
+        raise DatasetError(f"classes must be a list of class names, got {classes!r}")
+    from training.data.types import keep_classes
+
+    return keep_classes(data, classes)
 
 
 def _pku_streams(root: Path, benchmark: str, phase: int | str = 1) -> StreamDataset:
@@ -158,9 +169,9 @@ DATASETS: dict[str, DatasetEntry] = {
     "pku-mmd": DatasetEntry(
         _pku,
         ("xsub", "xview"),
-        ("phase", "frames"),
+        ("phase", "frames", "classes"),
         lambda d, b, o: _pku_root(d, o),
-        "PKU-MMD phase 1 or 2 (option phase)",
+        "PKU-MMD phase 1 or 2 (option phase; option classes keeps those instances only)",
         streams=_pku_streams,
     ),
     "folder": DatasetEntry(
@@ -207,6 +218,11 @@ def load_streams(
     if entry.streams is None:
         with_streams = ", ".join(n for n, e in DATASETS.items() if e.streams is not None)
         raise DatasetError(f"{name} holds trimmed clips only; untrimmed streams: {with_streams}")
+    if "classes" in options:
+        raise DatasetError(
+            f"{name}: the option classes picks trimmed instances; a stream recipe names the "
+            "classes it learns in stream.classes, and pre-training on streams uses no labels"
+        )
     stream_options = {k: v for k, v in options.items() if k != "frames"}
     data = entry.streams(Path(root), benchmark, **stream_options)
     from training.data.layout_check import warn_if_misordered

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +13,9 @@ from numpy.typing import NDArray
 
 from skeleton.clip import valid_frame_mask
 from skeleton.layouts import get_layout
+from training.data.errors import DatasetError
+
+log = logging.getLogger("training.data")
 
 #: ``Sample.subject`` of a dataset that does not say who performed a clip (PKU-MMD, npz files
 #: without names).
@@ -86,3 +92,26 @@ class SkeletonDataset:
                 "max": int(frames.max()) if frames.size else 0,
             },
         }
+
+
+def keep_classes(data: SkeletonDataset, names: Sequence[str]) -> SkeletonDataset:
+    """``data`` with only the clips of the classes ``names``, relabelled 0..len(names)-1 in
+    that order (how many clips of other classes were left out is logged)."""
+    unknown = [n for n in names if n not in data.classes]
+    if unknown or not names or len(set(names)) != len(names):
+        raise DatasetError(
+            f"classes must name distinct classes of {data.name} ({data.classes}); "
+            f"got {list(names)} (unknown: {unknown})"
+        )
+    new = {data.classes.index(n): i for i, n in enumerate(names)}
+
+    def kept(samples: list[Sample]) -> list[Sample]:
+        return [dataclasses.replace(s, label=new[s.label]) for s in samples if s.label in new]
+
+    out = dataclasses.replace(
+        data, classes=list(names), train=kept(data.train), test=kept(data.test)
+    )
+    left = len(data.samples) - len(out.samples)
+    log.info("%s: kept %d clips of %d classes, left out %d clips of other classes", data.name,
+             len(out.samples), len(names), left)  # fmt: skip
+    return out

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MaskingKind = Literal["random", "motion", "semantic"]
-CamMode = Literal["binary", "continuous"]
+CamMode = Literal["binary", "clip", "continuous", "prerelu", "top"]
 
 
 class ModelConfig(BaseModel):
@@ -85,7 +85,15 @@ class PretrainConfig(BaseModel):
     )
     momentum: float = Field(default=0.99, ge=0.0, le=1.0, description="teacher EMA momentum")
     cam: CamMode = Field(
-        default="binary", description="binary part map (release) or continuous [0, 1]"
+        default="binary",
+        description="how the teacher's map becomes scores (training/model/teacher.py): binary "
+        "(the release: a part-segment is salient where its pooled map is positive), clip (the "
+        "release's own arithmetic, clip(1e8 x, 0, 1)), continuous ([0, 1], divided by the "
+        "peak), prerelu (binary, the map pooled before the ReLU), top (the cam_share of the "
+        "part-segments with the largest pooled map, before the ReLU)",
+    )
+    cam_share: float = Field(
+        default=0.3, gt=0.0, lt=1.0, description="cam: top, the share of part-segments marked"
     )
 
     @model_validator(mode="after")

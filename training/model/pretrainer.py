@@ -40,7 +40,7 @@ class Pretrainer(nn.Module):
         self.cfg = pretrain
         self.encoder = Encoder(model)
         self.decoder = Decoder(model)
-        self.teacher = Teacher(self.encoder, parts, pretrain.cam)
+        self.teacher = Teacher(self.encoder, parts, pretrain.cam, pretrain.cam_share)
 
     def update_teacher(self) -> None:
         """One EMA step of the teacher towards the student encoder."""
@@ -60,8 +60,9 @@ class Pretrainer(nn.Module):
 
     def forward(self, clips: Tensor, masking: MaskingKind) -> dict[str, Tensor]:
         """clips (N, M, T, V, 3) -> {"loss": scalar with grad, and detached statistics:
-        "masked_tokens" (per person), "salient_share" (share of tokens the CAM marks salient,
-        NaN without semantic masking), "loss_velocity", "loss_acceleration"}."""
+        "masked_tokens" (per person), "salient_share" (share of tokens the CAM marks salient)
+        and "salient_segments" (share of part-segments), both NaN without semantic masking,
+        "loss_velocity", "loss_acceleration"}."""
         if masking not in get_args(MaskingKind):
             raise ValueError(f"masking must be one of {get_args(MaskingKind)}, got {masking!r}")
         mc = self.model_cfg
@@ -93,9 +94,8 @@ class Pretrainer(nn.Module):
             out[f"loss_{TARGET_NAMES.get(order, f'order{order}')}"] = term.detach()
         out["loss"] = loss
         out["masked_tokens"] = mask.masked.sum(dim=1).float().mean()
-        out["salient_share"] = (
-            (scores > 0).float().mean()
-            if masking == "semantic"
-            else torch.tensor(math.nan, device=clips.device)
-        )
+        nan = torch.tensor(math.nan, device=clips.device)
+        semantic = masking == "semantic"
+        out["salient_share"] = (scores > 0).float().mean() if semantic else nan
+        out["salient_segments"] = self.teacher.segment_share(scores) if semantic else nan
         return out

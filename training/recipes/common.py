@@ -6,14 +6,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from skeleton.clip import WindowSpec
 from skeleton.layouts import LayoutError, convert, get_layout, joint_map
 from training.checkpoints import DEFAULT_FPS, DataSource
 from training.data.errors import DatasetError
+from training.data.streams import StreamDataset
 from training.data.types import Sample, SkeletonDataset
 from training.model.config import ModelConfig
+from training.recipes.stream_data import StreamPretraining
 
 
 class SourceConfig(BaseModel):
@@ -34,6 +36,18 @@ class ExtraSource(SourceConfig):
     used too: the evaluation is on the main dataset's test split."""
 
     splits: tuple[Literal["train", "test"], ...] = ("train",)
+    # the dataset's untrimmed recordings in place of its trimmed clips: windows cut from its
+    # training videos (training/recipes/pretrain_data.py)
+    streams: StreamPretraining | None = None
+
+    @model_validator(mode="after")
+    def _streams_train_only(self) -> ExtraSource:
+        if self.streams is not None and tuple(self.splits) != ("train",):
+            raise ValueError(
+                f"extra_data {self.dataset!r}: windows are cut from the training recordings only; "
+                "drop splits"
+            )
+        return self
 
 
 class DataConfig(SourceConfig):
@@ -71,6 +85,17 @@ def load_data(cfg: SourceConfig) -> SkeletonDataset:
     from training.data.registry import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
+    if cfg.limit is not None:
+        data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
+    return data
+
+
+def load_stream_source(cfg: SourceConfig) -> StreamDataset:
+    """The untrimmed recordings of ``cfg``'s dataset; ``limit`` keeps the first N videos of
+    each split."""
+    from training.data.registry import load_streams
+
+    data = load_streams(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
     if cfg.limit is not None:
         data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
     return data
@@ -140,6 +165,8 @@ def extra_clips(sources: list[ExtraSource], layout: str) -> list[Sample]:
     belong to no class of the main dataset). A dataset whose joints do not map is refused."""
     clips: list[Sample] = []
     for source in sources:
+        if source.streams is not None:
+            raise ValueError(f"extra_data {source.dataset!r} gives windows of streams, not clips")
         data = load_data(source)
         try:
             joint_map(data.layout, layout)

@@ -23,12 +23,13 @@ from training.recipes.common import (
     DataConfig,
     ExtraSource,
     data_source,
-    extra_clips,
     fit_to_data,
     load_data,
+    load_stream_source,
     require_clips,
 )
 from training.recipes.plots import plot_history
+from training.recipes.stream_data import StreamPretraining
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,11 @@ class PretrainRecipe(BaseModel):
     kind: Literal["pretrain"] = "pretrain"
     name: str
     data: DataConfig
-    # other datasets' clips pre-trained on beside data's training split (their layouts must map)
+    # windows cut from data's untrimmed training recordings in place of its trimmed clips
+    # (datasets with streams: pku-mmd, folder-streams)
+    streams: StreamPretraining | None = None
+    # other datasets' clips (or, with their own `streams:`, windows of their training
+    # recordings) pre-trained on beside data's training split (their layouts must map)
     extra_data: list[ExtraSource] = []
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
@@ -100,6 +105,7 @@ class PretrainTask:
         stats = {k: float(v) for k, v in out.items() if k != "loss"}
         if self.masking != "semantic":
             stats.pop("salient_share", None)
+            stats.pop("salient_segments", None)
         return out["loss"], stats
 
     def after_step(self) -> None:
@@ -138,20 +144,27 @@ def run_pretrain(
         init_checkpoint = run_pretrain(stage1, out_dir / "stage1", ctx, fresh=fresh)
 
     seed_everything(recipe.loop.seed + ctx.rank)
-    data = load_data(recipe.data)
+    from training.recipes.pretrain_data import pretrain_dataset, recordings_as_dataset
+
+    main_streams = None
+    if recipe.streams is not None:
+        recordings = load_stream_source(recipe.data)
+        data = recordings_as_dataset(recordings)
+        main_streams = (recordings, recipe.streams)
+    else:
+        data = load_data(recipe.data)
     require_clips(data, test=False)
     model, data_cfg = fit_to_data(recipe.model, recipe.data, data)
     recipe = recipe.model_copy(update={"model": model, "data": data_cfg})
     layout = get_layout(data.layout)
-    from training.data.feeder import SkeletonFeeder
-
-    clips = data.train + extra_clips(recipe.extra_data, data.layout)
-    if recipe.extra_data:
-        log.info("pre-training on %d clips, %d of them from extra_data", len(clips),
-                 len(clips) - len(data.train))  # fmt: skip
-    feeder = SkeletonFeeder(
-        clips, recipe.data.window(data.layout), train=True, seed=recipe.loop.seed
+    feeder = pretrain_dataset(
+        data,
+        main_streams,
+        recipe.extra_data,
+        recipe.data.window(data.layout),
+        seed=recipe.loop.seed,
     )
+    log.info("pre-training on %d items per epoch", len(feeder))
     task = PretrainTask(recipe, layout.parts)
     loop = TrainingLoop(
         task, feeder, recipe.loop, out_dir, ctx,

@@ -10,6 +10,7 @@ so it never sees the test split and is not fitted on windows the model was train
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,26 @@ class StreamTraining(BaseModel):
     eval_stride: int = Field(15, ge=1)  # frames between evaluation windows
     calibration_share: float = Field(0.1, ge=0.0, lt=1.0)  # training videos held out
     false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # calibration target, per window
+
+
+class StreamPretraining(BaseModel):
+    """Untrimmed recordings in pre-training (``streams:`` of a pre-training recipe or of one of
+    its ``extra_data``): windows cut at random frames of the training videos, labels unused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # seconds of recording per window; the window then gets the random crop of data.train_crop
+    window_s: float = Field(3.0, gt=0)
+    windows_per_epoch: int = Field(2048, ge=1)
+    # a window is used when the first person shows in at least this share of its frames: a
+    # window of empty room teaches nothing, one that barely shows a person is mostly resampling
+    min_present_share: float = Field(0.5, gt=0.0, le=1.0)
+
+    def window_frames(self, fps: float) -> int:
+        return max(1, round(self.window_s * fps))
+
+    def min_present(self, fps: float) -> int:
+        return max(1, math.ceil(self.min_present_share * self.window_frames(fps)))
 
 
 @dataclass
@@ -130,12 +151,88 @@ def stream_windows(data: StreamDataset, cfg: StreamTraining, *, seed: int) -> St
     return StreamWindows(dataset, train, calibration, lookup, window_frames)
 
 
-class StreamWindowFeeder(Dataset[tuple[torch.Tensor, int]]):
-    """Training windows cut at random ends of the streams, redrawn every epoch.
+class RandomStreamWindows(Dataset[tuple[torch.Tensor, int]]):
+    """Windows of ``window_frames`` recorded frames cut at random ends of the streams, ``count``
+    of them, redrawn every epoch, each through the training augmentation of ``spec``.
 
-    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``, as in ``SkeletonFeeder``, so a
-    resumed run sees the same windows.
+    A window ends at a frame of one stream and reaches back at most to that stream's first
+    frame (streams.window_bounds): it never crosses a video's end nor joins two videos. Ends are
+    drawn among the frames whose window shows the first person in at least ``min_present``
+    frames. Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)`` (and ``key``, which keeps
+    two pools of one run from drawing alike), as in ``SkeletonFeeder``, so a resumed run sees
+    the same windows. Items are labelled -1 unless a subclass says otherwise.
     """
+
+    def __init__(
+        self,
+        streams: Sequence[Stream],
+        window_frames: int,
+        spec: WindowSpec,
+        *,
+        count: int,
+        min_present: int,
+        seed: int = 0,
+        background_share: float | None = None,
+        tail: int = 1,
+        drop_second_person: float = 0.0,
+        key: tuple[int, ...] = (),
+    ) -> None:
+        if not streams:
+            raise ValueError("no streams to cut windows from")
+        self.streams = list(streams)
+        self.window_frames, self.spec, self.seed, self.key = window_frames, spec, seed, key
+        self.count, self.background_share = count, background_share
+        self.drop_second_person = drop_second_person
+        self.ends = WindowEnds.of(
+            self.streams, min_frames=min_present, length=window_frames, tail=tail
+        )
+        if not len(self.ends.pool):
+            raise ValueError(
+                f"no window of {window_frames} frames in {len(self.streams)} streams shows the "
+                f"first person in {min_present} frames"
+            )
+        self.epoch = 0
+        self._ends = self._draw(0)
+
+    def _draw(self, epoch: int) -> list[tuple[int, int]]:
+        rng = np.random.default_rng((self.seed, epoch, 2**31, *self.key))
+        return self.ends.draw(self.count, rng, self.background_share)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self._ends = epoch, self._draw(epoch)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def bounds(self, index: int) -> tuple[int, int, int]:
+        """(stream index, first frame, end frame + 1) of item ``index`` this epoch."""
+        stream_index, end = self._ends[index]
+        return (stream_index, *window_bounds(end, self.window_frames))
+
+    def label(self, stream_index: int, end: int) -> int:
+        return -1
+
+    def window(self, index: int) -> tuple[NDArray[np.float32], int]:
+        stream_index, start, stop = self.bounds(index)
+        stream = self.streams[stream_index]
+        raw = stream.data[:, start:stop]
+        rng = np.random.default_rng((self.seed, self.epoch, index, *self.key))
+        if raw.shape[0] > 1 and rng.random() < self.drop_second_person:
+            raw = raw.copy()
+            raw[1:] = 0.0
+        where = f"{stream.name} frames {start}-{stop}"
+        window = training_window(raw, self.spec, rng, where=where)
+        return window, self.label(stream_index, stop - 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        window, label = self.window(index)
+        return torch.from_numpy(np.ascontiguousarray(window)), label
+
+
+class StreamWindowFeeder(RandomStreamWindows):
+    """Training windows of a classification run, labelled with the model class of their causal
+    label, ``background_share`` of them ending in background."""
 
     def __init__(
         self,
@@ -145,48 +242,25 @@ class StreamWindowFeeder(Dataset[tuple[torch.Tensor, int]]):
         *,
         seed: int = 0,
     ) -> None:
-        self.streams = windows.train_streams
         self.lookup = windows.lookup
-        self.window_frames = windows.window_frames
-        self.cfg, self.spec, self.seed = cfg, spec, seed
-        self.labels = [lookup_labels(s, self.lookup, cfg.tail_frames) for s in self.streams]
-        self.ends = WindowEnds.of(
-            self.streams,
-            min_frames=min(MIN_PRESENT_FRAMES, self.window_frames),
-            length=self.window_frames,
+        self.cfg = cfg
+        self.labels = [
+            lookup_labels(s, self.lookup, cfg.tail_frames) for s in windows.train_streams
+        ]
+        super().__init__(
+            windows.train_streams,
+            windows.window_frames,
+            spec,
+            count=cfg.windows_per_epoch,
+            min_present=min(MIN_PRESENT_FRAMES, windows.window_frames),
+            seed=seed,
+            background_share=cfg.background_share,
             tail=cfg.tail_frames,
-        )
-        self.epoch = 0
-        self._ends = self._draw(0)
-
-    def _draw(self, epoch: int) -> list[tuple[int, int]]:
-        rng = np.random.default_rng((self.seed, epoch, 2**31))
-        return self.ends.draw(self.cfg.windows_per_epoch, rng, self.cfg.background_share)
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self.epoch, self._ends = epoch, self._draw(epoch)
-
-    def __len__(self) -> int:
-        return self.cfg.windows_per_epoch
-
-    def window(self, index: int) -> tuple[NDArray[np.float32], int]:
-        stream_index, end = self._ends[index]
-        stream = self.streams[stream_index]
-        start, stop = window_bounds(end, self.window_frames)
-        raw = stream.data[:, start:stop]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        if raw.shape[0] > 1 and rng.random() < self.cfg.drop_second_person:
-            raw = raw.copy()
-            raw[1:] = 0.0
-        where = f"{stream.name} frames {start}-{stop}"
-        return training_window(raw, self.spec, rng, where=where), int(
-            self.labels[stream_index][end]
+            drop_second_person=cfg.drop_second_person,
         )
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        window, label = self.window(index)
-        return torch.from_numpy(np.ascontiguousarray(window)), label
+    def label(self, stream_index: int, end: int) -> int:
+        return int(self.labels[stream_index][end])
 
 
 def lookup_labels(stream: Stream, lookup: NDArray[np.int64], tail: int) -> NDArray[np.int64]:

@@ -215,3 +215,30 @@ def test_calibration_keeps_false_alarms_under_the_target() -> None:
     lower = (top != none) & (confidence >= rule["threshold"] - 0.01)
     assert lower[:200].mean() > 0.05  # the lowest threshold that meets the target
     assert rule["action_window_recall"] == pytest.approx(shown[200:].mean())
+
+
+INTERACTIONS = [
+    "handshaking", "hugging other person", "pushing other person",
+    "punching/slapping other person", "kicking other person",
+    "point finger at the other person", "pat on back of other person",
+    "giving something to other person",
+]  # fmt: skip
+
+
+@needs_pku
+def test_the_classes_option_keeps_the_eight_interactions_relabelled_in_its_order() -> None:
+    from training.data.errors import DatasetError
+    from training.data.registry import load_dataset
+
+    every = load_dataset("pku-mmd")
+    data = load_dataset("pku-mmd", classes=INTERACTIONS)
+    assert data.classes == INTERACTIONS
+    assert (len(data.train), len(data.test)) == (1510, 195)  # the data README's counts
+    original = {s.name: every.classes[s.label] for s in every.samples}
+    assert all(original[s.name] == INTERACTIONS[s.label] for s in data.samples)
+    others = [s for s in every.samples if every.classes[s.label] not in INTERACTIONS]
+    assert len(data.samples) + len(others) == len(every.samples) and others
+    with pytest.raises(DatasetError, match=r"unknown: \['flying'\]"):
+        load_dataset("pku-mmd", classes=["flying"])
+    with pytest.raises(DatasetError, match="stream.classes"):
+        load_streams("pku-mmd", classes=INTERACTIONS)

@@ -33,13 +33,26 @@ def test_every_masking_gives_a_finite_loss_and_its_statistics(masking: str) -> N
     out = tiny()(clips(), masking)  # type: ignore[arg-type]
     assert out["loss"].requires_grad and torch.isfinite(out["loss"])
     assert out["masked_tokens"].item() == 100 - 10  # 90 % of T' x V = 4 x 25
-    assert set(out) == {"loss", "masked_tokens", "salient_share", "loss_velocity",
-                        "loss_acceleration"}  # fmt: skip
-    share = out["salient_share"].item()
-    if masking == "semantic":
-        assert 0.0 <= share <= 1.0
+    assert set(out) == {"loss", "masked_tokens", "salient_share", "salient_segments",
+                        "loss_velocity", "loss_acceleration"}  # fmt: skip
+    for key in ("salient_share", "salient_segments"):
+        share = out[key].item()
+        if masking == "semantic":
+            assert 0.0 <= share <= 1.0
+        else:
+            assert math.isnan(share)
+
+
+@pytest.mark.parametrize("cam", ["binary", "clip", "continuous", "prerelu", "top"])
+def test_every_cam_rule_drives_semantic_masking_and_logs_its_salient_share(cam: str) -> None:
+    model = tiny(PretrainConfig(cam=cam, cam_share=0.25))  # type: ignore[arg-type]
+    out = model(clips(), "semantic")
+    assert torch.isfinite(out["loss"])
+    segments = out["salient_segments"].item()
+    if cam == "top":
+        assert segments == pytest.approx(round(0.25 * 4 * 5) / 20)  # T' = 4, 5 parts
     else:
-        assert math.isnan(share)
+        assert 0.0 < segments < 1.0
 
 
 def test_mamp_trains_on_velocity_and_masksem_on_the_hybrid_target() -> None:

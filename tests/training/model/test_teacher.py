@@ -3,6 +3,7 @@ body-part pooling, binary / continuous maps, the EMA update and its isolation fr
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -125,3 +126,71 @@ def test_teacher_stays_in_eval_mode() -> None:
     assert not teacher.encoder.training
     clips = torch.randn(2, 2, 16, 25, 3)
     assert torch.equal(teacher(clips), teacher(clips))
+
+
+def signed_maps(scale: float, seed: int = 0) -> torch.Tensor:
+    """Random maps before the ReLU, (64 persons, 8 temporal tokens, 25 joints)."""
+    return scale * torch.randn(64, 8, 25, generator=torch.Generator().manual_seed(seed))
+
+
+def release_rule(signed: torch.Tensor) -> np.ndarray:
+    """The public release's arithmetic in numpy: ReLU, mean over each part per temporal
+    token, times 1e8, clipped to [0, 1]."""
+    cam = np.maximum(signed.double().numpy(), 0.0)
+    pooled = np.empty_like(cam)
+    for part in NTU.parts:
+        pooled[..., list(part)] = cam[..., list(part)].mean(axis=-1, keepdims=True)
+    return np.clip(1e8 * pooled, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3])
+def test_the_release_rule_binary_equals_clip_1e8_x_on_random_maps(scale: float) -> None:
+    teacher = tiny_teacher()
+    signed = signed_maps(scale)
+    expected = release_rule(signed)
+    assert (expected == 0).any() and (expected == 1).any()  # both kinds of segment
+    np.testing.assert_array_equal(teacher.scores(signed, "binary").numpy(), expected)
+    np.testing.assert_allclose(teacher.scores(signed, "clip").numpy(), expected, rtol=1e-6)
+
+
+def test_the_clip_rule_is_the_release_arithmetic_where_binary_differs() -> None:
+    """Pooled values under 1e-8 are fractions under clip(1e8 x, 0, 1), ones under binary."""
+    teacher = tiny_teacher()
+    signed = signed_maps(1e-9, seed=2)
+    clip = teacher.scores(signed, "clip").numpy()
+    np.testing.assert_allclose(clip, release_rule(signed), rtol=1e-5, atol=1e-7)
+    fractional = (clip > 0) & (clip < 1)
+    assert fractional.mean() > 0.3
+    assert (teacher.scores(signed, "binary").numpy()[fractional] == 1.0).all()
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3, 0.5])
+def test_the_top_rule_marks_exactly_the_share_of_part_segments_asked_for(share: float) -> None:
+    teacher = tiny_teacher()
+    teacher.share = share
+    signed = signed_maps(1.0, seed=3)
+    marked = teacher.scores(signed, "top")
+    segments = 8 * len(NTU.parts)
+    pooled = part_pool(signed, part_average_matrix(NTU.parts, 25))
+    for person in range(signed.shape[0]):
+        for part in NTU.parts:  # a part-segment is marked whole or not at all
+            block = marked[person][:, list(part)]
+            assert (block == block[:, :1]).all()
+        chosen = torch.stack([marked[person][:, p[0]] for p in NTU.parts], dim=1).bool()
+        assert int(chosen.sum()) == round(share * segments)
+        values = torch.stack([pooled[person][:, p[0]] for p in NTU.parts], dim=1)
+        assert values[chosen].min() > values[~chosen].max()  # the largest pooled (signed) map
+    assert teacher.segment_share(marked).item() == pytest.approx(round(share * segments) / segments)
+
+
+def test_the_prerelu_rule_marks_segments_whose_signed_mean_is_positive() -> None:
+    teacher = tiny_teacher()
+    signed = signed_maps(1.0, seed=4)
+    signed[0, 0, list(NTU.parts[1])] = torch.tensor([1.0, -0.3, -0.3, -0.3, -0.3, -0.3])
+    prerelu, binary = teacher.scores(signed, "prerelu"), teacher.scores(signed, "binary")
+    arm = list(NTU.parts[1])
+    assert binary[0, 0, arm].tolist() == [1.0] * 6  # one positive joint marks the release's
+    assert prerelu[0, 0, arm].tolist() == [0.0] * 6  # but not a part whose mean is negative
+    expected = (part_pool(signed, part_average_matrix(NTU.parts, 25)) > 0).float()
+    assert torch.equal(prerelu, expected)
+    assert teacher.segment_share(prerelu) < teacher.segment_share(binary)
