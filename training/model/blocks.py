@@ -44,7 +44,11 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        # unbind (not permute) leaves q, k, v as strided views of the projection: the backward
+        # stacks their gradients straight into its (b, n, 3, heads, d) layout, with no permuted
+        # copy before the weight gradient, and the CPU flash kernel reads them as they are.
+        qkv = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in qkv)
         attend = F.scaled_dot_product_attention if self.fused else explicit_attention
         out = attend(q, k, v)
         result: Tensor = self.proj(out.transpose(1, 2).reshape(b, n, c))
