@@ -169,8 +169,9 @@ def bf16_effect(masking: MaskingKind, clips: Tensor) -> dict[str, float]:
         with autocast_bf16() if bf16 else contextlib.nullcontext():
             out = pre(clips, masking)
         out["loss"].backward()
-        losses.append(float(out["loss"]))
-        grads.append(torch.cat([p.grad.flatten() for p in pre.parameters() if p.grad is not None]))
+        losses.append(out["loss"].item())
+        grad = [p.grad.flatten() for p in pre.parameters() if p.grad is not None]
+        grads.append(torch.cat(grad).double())  # float64: a cosine of 8.8 M terms
     return {
         "loss_fp32": losses[0],
         "loss_bf16": losses[1],
