@@ -12,10 +12,14 @@ repository (their code runs from there; nothing of it is copied in):
     mkdir -p DIR/MAMP DIR/MaskSem
     git --git-dir=<MAMP mirror> archive HEAD | tar -x -C DIR/MAMP
     git --git-dir=<MaskSem mirror> archive HEAD | tar -x -C DIR/MaskSem
+    git --git-dir=<MAMP mirror> rev-parse HEAD > DIR/MAMP.commit
+    git --git-dir=<MaskSem mirror> rev-parse HEAD > DIR/MaskSem.commit
 
-(or ``git clone`` them into DIR/MAMP and DIR/MaskSem). benchmarks/release_reference.py builds
-their models, optimiser and loss scaler (shims it needs are listed there). Without
-``--reference`` the releases are not timed and no ratio to them is written.
+(a clone of each into DIR/MAMP and DIR/MaskSem does as well). The .commit files are optional:
+they are copied into the results to say which versions were timed.
+benchmarks/release_reference.py builds their models, optimiser and loss scaler (the shims it
+needs are listed there). Without ``--reference`` the releases are not timed and no ratio to
+them is written.
 
 Writes benchmarks/results/pretrain_step.json and the RESULTS.md section, and prints it.
 """
@@ -43,6 +47,7 @@ from benchmarks.release_reference import (
     ReleaseSnapshotError,
     check_snapshots,
     release_steps,
+    snapshot_commits,
     snapshot_digests,
 )
 from benchmarks.report import publish
@@ -93,8 +98,9 @@ class AutogradTeacher(Teacher):
 
 
 def paper_batch(seed: int = 0) -> Tensor:
-    """(8, 2, 120, 25, 3) smooth random-walk clips, the second person absent in half of them.
-    The step's cost does not depend on the values, only on these shapes."""
+    """(8, 2, 120, 25, 3) smooth random-walk clips, the second person absent (all zeros) in half
+    of them; in NTU-60, 49 of the 60 actions have one person. The cost of a step depends on these
+    shapes and, for our MaskSem teacher, on how many persons are absent (they share one pass)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.cumsum(0.02 * torch.randn(BATCH, 2, 120, 25, 3, generator=g), dim=2)
     x[::2, 1] = 0.0
@@ -245,6 +251,7 @@ def run(
         }
         results["reference"] = {
             "dir": str(reference),
+            "commits": snapshot_commits(reference),  # type: ignore[arg-type]
             "files_sha256": snapshot_digests(reference),  # type: ignore[arg-type]
         }
     else:
@@ -281,6 +288,15 @@ def _x(num: float | None, den: float | None) -> str:
 def markdown_section(results: dict[str, Any]) -> str:
     """The RESULTS.md section for these results."""
     timed = isinstance(results["reference"], dict)
+    commits = ""
+    if timed:
+        commits = (
+            " (commits "
+            + ", ".join(
+                f"{name} {commit[:12]}" for name, commit in results["reference"]["commits"].items()
+            )
+            + ")"
+        )
     rows = [
         "## Pre-training step on the CPU",
         "",
@@ -293,8 +309,11 @@ def markdown_section(results: dict[str, Any]) -> str:
         "work (each side saw the same load, but absolute times vary between runs). "
         "Release: the public code's own model, loss, optimiser and loss scaler "
         "(github:maoyunyao/MAMP, github:JayEason66/MaskSem), fp32, run from snapshots "
-        "outside this repository (`--reference DIR`; how DIR is prepared: "
-        "benchmarks/pretrain_step.py). Baseline: our step with explicit softmax(QK^T)V "
+        "outside this repository: `--reference DIR` where DIR/MAMP and DIR/MaskSem hold "
+        "`git archive HEAD` of each repository (steps in the docstring of "
+        f"benchmarks/pretrain_step.py){commits}; shims applied at run time, their files "
+        "untouched, are listed in benchmarks/release_reference.py. "
+        "Baseline: our step with explicit softmax(QK^T)V "
         "attention, for MaskSem a teacher forward recorded by autograd with a separate anchor "
         "pass, and the for-loop AdamW. bf16: our step under CPU bf16 autocast. "
         f"Reproduce: `{results['command']}`.",

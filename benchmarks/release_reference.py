@@ -108,6 +108,16 @@ def snapshot_digests(root: Path) -> dict[str, str]:
     }
 
 
+def snapshot_commits(root: Path) -> dict[str, str]:
+    """The commit each snapshot was extracted from, where DIR/<name>.commit records it (an
+    extracted archive keeps no history); "unrecorded" otherwise."""
+    commits = {}
+    for name in REQUIRED_FILES:
+        path = root / f"{name}.commit"
+        commits[name] = path.read_text().strip() if path.is_file() else "unrecorded"
+    return commits
+
+
 @contextlib.contextmanager
 def _imported_from(snapshot: Path) -> Iterator[None]:
     """Their directory first on sys.path, ``torch._six`` shimmed, their prints muted; on exit
