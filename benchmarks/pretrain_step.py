@@ -146,21 +146,24 @@ def autocast_bf16() -> contextlib.AbstractContextManager[Any]:
     return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
 
-def alternated_medians(
+def alternated_times(
     sides: dict[str, Callable[[], None]], steps: int, warmup: int
-) -> dict[str, float]:
-    """Median seconds per call of each side, the sides run in turn (a, b, c, a, b, c, ...) so
-    that load from other work on the machine falls on all of them alike."""
+) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds (user + sys of this process) of every timed call of each side, the
+    sides run in turn (a, b, c, a, b, c, ...) so that load from other work on the machine falls
+    on all of them alike. CPU time counts the work done, not the time spent waiting for a core
+    that another job holds."""
     for _ in range(warmup):
         for step in sides.values():
             step()
-    times: dict[str, list[float]] = {name: [] for name in sides}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in sides}
     for _ in range(steps):
         for name, step in sides.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             step()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[name]["cpu"].append(time.process_time() - cpu)
+            times[name]["wall"].append(time.perf_counter() - wall)
+    return times
 
 
 def bf16_effect(masking: MaskingKind, clips: Tensor) -> dict[str, float]:
@@ -198,6 +201,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (runnable processes; 2 means both cores busy)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def cpu_bf16_flags() -> list[str]:
@@ -242,12 +253,19 @@ def run(
         if baseline:
             pre, opt = build(naive=True)
             sides[f"baseline_{method}_step_s"] = step_fn(pre, opt, masking, clips)
-        results.update(alternated_medians(sides, steps, warmup))
+        for key, measured in alternated_times(sides, steps, warmup).items():
+            results[key] = statistics.median(measured["wall"])
+            results[key.replace("_step_s", "_step_cpu_s")] = statistics.median(measured["cpu"])
+            results.setdefault("times_s", {})[key] = measured
         del sides
     results["peak_rss_all_mb"] = peak_rss_mb()
+    results["load_average"] = load_average()
     if releases:
         results["speedup_vs_reference"] = {
             m: results[f"reference_{m}_step_s"] / results[f"{m}_step_s"] for m, _ in METHODS
+        }
+        results["cpu_time_ratio_vs_reference"] = {
+            m: results[f"reference_{m}_step_cpu_s"] / results[f"{m}_step_cpu_s"] for m, _ in METHODS
         }
         results["reference"] = {
             "dir": str(reference),
@@ -331,6 +349,19 @@ def markdown_section(results: dict[str, Any]) -> str:
             f"| {_s(results.get(f'{method}_bf16_step_s'))} | {_s(base)} | {_x(base, ours)} |"
         )
     rows.append("")
+    if timed:
+        rows.append(
+            "CPU seconds per step (user + sys of the process, median; the work done, less "
+            "sensitive to other jobs holding the cores): "
+            + "; ".join(
+                f"{n} ours {results[f'{m}_step_cpu_s']:.2f}, release "
+                f"{results[f'reference_{m}_step_cpu_s']:.2f}, "
+                f"{results['cpu_time_ratio_vs_reference'][m]:.2f}x"
+                for m, n in (("mamp", "MAMP"), ("masksem", "MaskSem"))
+            )
+            + f". Load average at the end of the run: {results['load_average']}."
+        )
+        rows.append("")
     if not timed:
         rows.append("The releases were not timed in this run (no `--reference DIR`): no ratio.")
         rows.append("")
