@@ -43,8 +43,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        return self.attend(self.qkv(x))
+
+    def attend(self, qkv: Tensor) -> Tensor:
+        """Projected queries, keys and values (B, N, 3C) -> attention output (B, N, C)."""
+        b, n, c3 = qkv.shape
+        c = c3 // 3
+        # unbind (not permute) leaves q, k, v as strided views of the projection: the backward
+        # stacks their gradients straight into its (b, n, 3, heads, d) layout, with no permuted
+        # copy before the weight gradient, and the CPU flash kernel reads them as they are.
+        q, k, v = (
+            t.transpose(1, 2) for t in qkv.view(b, n, 3, self.heads, c // self.heads).unbind(2)
+        )
         attend = F.scaled_dot_product_attention if self.fused else explicit_attention
         out = attend(q, k, v)
         result: Tensor = self.proj(out.transpose(1, 2).reshape(b, n, c))
@@ -85,6 +95,21 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
+        result: Tensor = x + self.drop_path(self.mlp(self.norm2(x)))
+        return result
+
+    def forward_shared(self, x: Tensor, keep: Tensor, visible: Tensor, shared: Tensor) -> Tensor:
+        """The same as ``forward(x)`` for a sequence x (B, L, C) whose rows are ``visible``
+        (B, k, C) at the indices ``keep`` (B, k) and ``shared[l]`` (L, C) at every other
+        position l (the decoder's mask token plus position embedding): norm1 and the q/k/v
+        projection of the shared rows run once per position instead of once per sample."""
+        b, length, _ = x.shape
+        qkv_visible = self.attn.qkv(self.norm1(visible))
+        qkv_shared = self.attn.qkv(self.norm1(shared))
+        width = qkv_shared.shape[-1]
+        index = keep.unsqueeze(-1).expand(-1, -1, width)
+        qkv = qkv_shared.expand(b, length, width).scatter(1, index, qkv_visible)
+        x = x + self.drop_path(self.attn.attend(qkv))
         result: Tensor = x + self.drop_path(self.mlp(self.norm2(x)))
         return result
 

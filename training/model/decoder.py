@@ -3,6 +3,8 @@ position, its own position embeddings, transformer blocks, one 4-frame x xyz pat
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -30,15 +32,27 @@ class Decoder(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"mask_token"}
 
+    def inputs(self, latent: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The first block's input x (B, L, C): the embedded visible tokens ``latent``
+        (B, k, C_enc) plus their position embedding at ``keep`` (B, k), the mask token plus the
+        position embedding everywhere else. Also returns those two parts: the visible rows
+        (B, k, C) and the mask-token rows of every position (L, C)."""
+        b, _, _ = latent.shape
+        width = self.cfg.decoder_width
+        pos = self.pos()
+        visible = self.embed(latent) + pos[keep]
+        shared = self.mask_token + pos
+        index = keep.unsqueeze(-1).expand(-1, -1, width)
+        x = shared.expand(b, self.cfg.tokens, width).scatter(1, index, visible)
+        return x, visible, shared
+
     def forward(self, latent: Tensor, keep: Tensor) -> Tensor:
         """Visible token features (B, k, C_enc) at indices ``keep`` (B, k) -> a prediction of
         the patch values of all L tokens (B, L, P)."""
-        b, _, _ = latent.shape
-        width = self.cfg.decoder_width
-        full = self.mask_token.expand(b, self.cfg.tokens, width)
-        x = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, width), self.embed(latent))
-        x = x + self.pos()
-        for block in self.blocks:
+        x, visible, shared = self.inputs(latent, keep)
+        # Every masked row enters the first block with the same values at the same position.
+        x = cast(Block, self.blocks[0]).forward_shared(x, keep, visible, shared)
+        for block in self.blocks[1:]:
             x = block(x)
         result: Tensor = self.pred(self.norm(x))
         return result

@@ -155,9 +155,30 @@ class Teacher(nn.Module):
         n = clips.shape[0]
         cfg = self.encoder.cfg
         both = torch.cat([clips, clips.mean(dim=0, keepdim=True)])
-        y = self.encoder.forward_tokens(person_patches(both, cfg.patch))
+        y = self.person_tokens(person_patches(both, cfg.patch))
         y = y.view(n + 1, cfg.persons, cfg.time_tokens, cfg.joints, cfg.width)
         return y[:n], y[n].mean(dim=(0, 1, 2))
+
+    @torch.no_grad()
+    def person_tokens(self, patches: Tensor) -> Tensor:
+        """Per-person patches (B, T', V, P) -> final tokens (B, L, C).
+
+        Absent persons (all zeros: the second person of a one-person clip) have identical
+        tokens, so the first of them is run and its tokens copied to the others.
+        """
+        absent = ~patches.flatten(1).any(dim=1)
+        if int(absent.sum()) < 2:
+            result: Tensor = self.encoder.forward_tokens(patches)
+            return result
+        run = ~absent
+        first_absent = int(absent.nonzero()[0])
+        run[first_absent] = True
+        order = run.nonzero().squeeze(1)
+        tokens = self.encoder.forward_tokens(patches[order])
+        out = tokens.new_empty((patches.shape[0],) + tokens.shape[1:])
+        out[order] = tokens
+        out[absent] = tokens[int((order == first_absent).nonzero()[0])]
+        return out
 
     @torch.no_grad()
     def forward(self, clips: Tensor) -> Tensor:

@@ -64,13 +64,11 @@ def test_fused_attention_equals_the_explicit_softmax_formula() -> None:
 def test_decoder_puts_the_mask_token_everywhere_but_the_visible_positions() -> None:
     torch.manual_seed(0)
     dec = Decoder(TINY).eval()
-    seen: list[torch.Tensor] = []
-    dec.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
     latent = torch.randn(2, 3, 32)
     keep = torch.tensor([[0, 1, 2], [10, 50, 99]])
-    pred = dec(latent, keep)
-    assert pred.shape == (2, 100, 12)
-    x, pos = seen[0], dec.pos().detach()
+    assert dec(latent, keep).shape == (2, 100, 12)
+    x, _, _ = dec.inputs(latent, keep)
+    pos = dec.pos().detach()
     for b in range(2):
         visible = keep[b]
         torch.testing.assert_close(x[b, visible], dec.embed(latent[b]).detach() + pos[visible])
@@ -78,3 +76,34 @@ def test_decoder_puts_the_mask_token_everywhere_but_the_visible_positions() -> N
         hidden[visible] = False
         torch.testing.assert_close(x[b, hidden], dec.mask_token.detach() + pos[hidden])
     assert dec.pos.temporal.shape == (4, 32) and dec.pos.joint.shape == (25, 32)
+
+
+def test_decoder_shares_the_mask_rows_of_its_first_block_without_changing_the_result() -> None:
+    """The first block projects the mask-token rows once per position: its output and every
+    gradient equal those of the plain blocks applied to the full input."""
+    torch.manual_seed(0)
+    cfg = TINY.model_copy(update={"decoder_depth": 2})
+    dec = Decoder(cfg)
+    latent = torch.randn(3, 10, 32, requires_grad=True)
+    keep = torch.stack([torch.randperm(100)[:10].sort().values for _ in range(3)])
+
+    def plain() -> torch.Tensor:
+        x, _, _ = dec.inputs(latent, keep)
+        for block in dec.blocks:
+            x = block(x)
+        result: torch.Tensor = dec.pred(dec.norm(x))
+        return result
+
+    outs, grads = [], []
+    for run in (dec, lambda *_: plain()):
+        dec.zero_grad()
+        latent.grad = None
+        out = run(latent, keep)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([latent.grad.clone()] + [p.grad.clone() for p in dec.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    assert dec.mask_token.grad is not None and dec.mask_token.grad.abs().sum() > 0
+    for shared, full in zip(grads[0], grads[1], strict=True):
+        # sums over samples in another order: float32 rounding, not a missing term
+        torch.testing.assert_close(shared, full, rtol=1e-3, atol=1e-4)

@@ -61,6 +61,25 @@ def test_grad_cam_equals_autograd_through_the_full_teacher() -> None:
     assert torch.equal(teacher(clips), (pooled > 0).float())
 
 
+def test_absent_persons_share_one_teacher_pass_with_the_same_tokens() -> None:
+    teacher = tiny_teacher()
+    torch.manual_seed(2)
+    clips = torch.randn(6, 2, 16, 25, 3)
+    clips[::2, 1] = 0  # three one-person clips (and the batch-mean clip's second person is not)
+    patches = person_patches(clips, TINY.patch)
+    shared = teacher.person_tokens(patches)
+    every = teacher.encoder.forward_tokens(patches)
+    torch.testing.assert_close(shared, every, rtol=1e-5, atol=1e-5)
+    # ...also when every second person is absent, the batch mean's included.
+    clips[:, 1] = 0
+    y, anchor = teacher.features(clips)
+    full = teacher.encoder.forward_tokens(person_patches(clips, TINY.patch))
+    torch.testing.assert_close(y.flatten(0, 1).flatten(1, 2), full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        grad_cam(y, anchor), direct_grad_cam(teacher, clips), rtol=1e-4, atol=1e-6
+    )
+
+
 def test_teacher_runs_without_an_autograd_graph() -> None:
     teacher = tiny_teacher()
     clips = torch.randn(2, 2, 16, 25, 3, requires_grad=True)

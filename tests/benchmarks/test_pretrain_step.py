@@ -1,0 +1,72 @@
+"""The pre-training step benchmark: its own path without the releases (what it writes, and that it
+claims no ratio), the one-line refusal of a --reference DIR without the snapshots, and, where
+MASKSEM_RELEASE_SNAPSHOTS points at extracted snapshots, that the releases' steps run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.pretrain_step import markdown_section, paper_batch, run
+from benchmarks.release_reference import ReleaseSnapshotError, check_snapshots, release_steps
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_without_reference_ours_is_timed_and_no_ratio_is_claimed() -> None:
+    results = run(steps=1, warmup=0, threads=1, baseline=False, bf16=False, reference=None)
+    assert results["mamp_step_s"] > 0 and results["masksem_step_s"] > 0
+    assert results["reference"].startswith("not timed")
+    assert not any(k.startswith("reference_") or "speedup" in k or "ratio" in k for k in results)
+    text = markdown_section(results)
+    assert "not timed" in text and "release / ours" in text
+    mamp_row = next(line for line in text.splitlines() if line.startswith("| MAMP |"))
+    assert mamp_row.split("|")[3].strip() == "-"  # no release time, so no ratio either
+    assert mamp_row.split("|")[4].strip() == "-"
+
+
+def test_a_reference_dir_without_the_snapshots_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ReleaseSnapshotError, match="MAMP"):
+        check_snapshots(tmp_path)
+    # MAMP present, MaskSem missing: the error names what is missing there.
+    for rel in ("model_mamp/transformer.py", "util/misc.py"):
+        (tmp_path / "MAMP" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "MAMP" / rel).write_text("")
+    with pytest.raises(ReleaseSnapshotError, match=r"MaskSem.model.transformer\.py"):
+        check_snapshots(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pretrain_step", "--reference", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --reference")
+    assert "github:JayEason66/MaskSem" in lines[0]
+    assert proc.stdout == ""
+
+
+@pytest.mark.skipif(
+    "MASKSEM_RELEASE_SNAPSHOTS" not in os.environ,
+    reason="set MASKSEM_RELEASE_SNAPSHOTS to a DIR of extracted release snapshots",
+)
+def test_the_releases_steps_run_from_their_snapshots() -> None:
+    root = Path(os.environ["MASKSEM_RELEASE_SNAPSHOTS"])
+    clips = paper_batch()[:2]
+    steps = release_steps(root, clips, lr=1e-3)
+    for method, release in steps.items():
+        trained = [p for p in release.model.parameters() if p.requires_grad]
+        before = [p.detach().clone() for p in trained]
+        release.step()
+        assert any(not torch.equal(a, b) for a, b in zip(trained, before, strict=True)), method
+        assert torch.isfinite(release.loss()), method
+    # their packages were taken off sys.path and out of sys.modules again
+    assert str(root / "MAMP") not in sys.path and "model_mamp" not in sys.modules
+    assert "util" not in sys.modules or "MaskSem" not in str(sys.modules["util"])
