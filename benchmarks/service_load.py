@@ -221,7 +221,10 @@ def main() -> None:
     args = parser.parse_args()
     events = args.mode == "events"
     args.clients = args.clients or ([4, 16] if events else [1, 4, 16])
-    args.stride = args.stride or (4 if events else 8)
+    default_stride = 4 if events else 8
+    args.stride = args.stride or default_stride
+    # a run replaces the earlier run of its mode and stride; the others are kept
+    run_key = args.mode if args.stride == default_stride else f"{args.mode}, stride {args.stride}"
     if events:
         args.served = sorted(p.stem for p in MODELS.glob("*.onnx"))
         layout, clips = real_videos(args.clips)
@@ -255,7 +258,7 @@ def main() -> None:
         rows = []
         for clients in args.clients:
             row = run_level(url, server.pid, clients, layout, clips, args)
-            rows.append({"models": args.served, "mode": args.mode, **row})
+            rows.append({"models": args.served, "mode": args.mode, "stride": args.stride, **row})
             print(json.dumps(rows[-1]), flush=True)
     finally:
         server.terminate()
@@ -264,7 +267,7 @@ def main() -> None:
     if args.out.is_file():
         previous = json.loads(args.out.read_text())
         runs = previous.get("runs", {})
-    runs[args.mode] = {
+    runs[run_key] = {
         "models": args.served,
         "model": {
             "name": engine.card.name,
@@ -286,9 +289,10 @@ def main() -> None:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
         "target": TARGET[args.mode],
+        "mode": args.mode,
         "rows": rows,
     }
-    every = [row for mode in ("windows", "events") for row in runs.get(mode, {}).get("rows", [])]
+    every = [row for run in runs.values() for row in run["rows"]]
     result = {"runs": runs, "rows": every, "target": TARGET}
     publish("service_load", result, args.out, markdown_table(result))
 
