@@ -29,6 +29,7 @@ from tests.service.tiny_service import (
     copy_model,
     random_clip,
     serve_folder,
+    wait_until_ready,
 )
 from training.export import torch_logits
 
@@ -221,16 +222,7 @@ def test_masksem_serve_models_reloads_every_model_on_sighup(
         return {m["name"]: m["version"] for m in httpx.get(f"{url}/v2/models").json()["models"]}
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "masksem serve --models did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(process, url)
         assert versions() == {"default": "1", "pairs": "7"}
         for name in ("default", "pairs"):
             copy_model(two_models.next_versions[name], tmp_path / f"{name}.onnx")

@@ -16,7 +16,14 @@ from pathlib import Path
 import httpx
 import websockets
 
-from tests.service.tiny_service import LAYOUT, TinyModel, copy_model, random_clip, serve
+from tests.service.tiny_service import (
+    LAYOUT,
+    TinyModel,
+    copy_model,
+    random_clip,
+    serve,
+    wait_until_ready,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,16 +129,7 @@ def test_masksem_serve_reloads_on_sighup_without_torch(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "masksem serve did not become ready"
-            time.sleep(0.1)
+        wait_until_ready(process, url)
         maps = Path(f"/proc/{process.pid}/maps").read_text()
         assert "libtorch" not in maps  # the service never loads torch
         assert httpx.get(f"{url}/v1/model").json()["version"] == "1"

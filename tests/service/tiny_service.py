@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnx
 import torch
@@ -160,3 +162,18 @@ def random_clip(frames: int, layout: str = LAYOUT, seed: int = 0) -> np.ndarray:
     base = rng.normal(0.0, 0.3, size=(joints, 3)) + np.array([0.0, 0.0, 2.5])
     drift = rng.normal(0.0, 0.01, size=(frames, joints, 3)).cumsum(axis=0)
     return (base + drift).astype(np.float32)
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], url: str, seconds: float = 60) -> None:
+    """Wait for a ``masksem serve`` subprocess to answer ready; fail with its output if it
+    exits, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"masksem serve did not become ready in {seconds} s"
+        time.sleep(0.1)
