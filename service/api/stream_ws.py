@@ -631,14 +631,14 @@ class StreamConnection:
                 },
             }
         )
-        queue = self.state.hub.subscribe()
+        inbox = self.state.hub.subscribe()
 
         async def forward() -> None:
             try:
                 while True:
-                    await self.send(await queue.get())
+                    await self.send(await inbox.get())
             finally:
-                self.state.hub.unsubscribe(queue)
+                self.state.hub.unsubscribe(inbox)
 
         self._watcher = asyncio.create_task(forward())
 

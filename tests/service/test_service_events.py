@@ -246,3 +246,27 @@ def test_a_reloaded_model_with_other_labels_ends_the_open_actions(engine: Infere
     (ended,) = core.set_card(renamed)
     assert (ended.label, ended.end) == (open_label, core.latest)
     assert core.current_actions()[card.name][1] is None
+
+
+def test_a_slow_watcher_skips_skeletons_but_never_an_action_event() -> None:
+    import asyncio
+
+    from service.api.state import StreamHub
+
+    hub = StreamHub(queue_size=8)
+    inbox = hub.subscribe()
+    sent = []
+    for i in range(200):  # nobody reads meanwhile
+        hub.publish({"type": "skeleton", "timestamp": i})
+        if i % 20 == 0:
+            event = {"type": "action_started" if i % 40 == 0 else "action_ended", "i": i}
+            hub.publish(event)
+            sent.append(event)
+
+    async def drain() -> list[dict]:
+        return [await inbox.get() for _ in range(len(inbox))]
+
+    received = asyncio.run(drain())
+    assert [m for m in received if m["type"].startswith("action")] == sent  # all, in order
+    skeletons = [m["timestamp"] for m in received if m["type"] == "skeleton"]
+    assert skeletons == list(range(8)) and inbox.skipped == 192
