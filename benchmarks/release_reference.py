@@ -59,22 +59,14 @@ MODEL_ARGS: dict[str, Any] = {
     "drop_path_rate": 0.0,
     "norm_skes_loss": True,
 }
+# Their fine-tuning encoder takes the same architecture, without the decoder and its loss.
 ENCODER_ARGS: dict[str, Any] = {
-    "dim_in": 3,
+    **{
+        k: v
+        for k, v in MODEL_ARGS.items()
+        if not k.startswith("decoder_") and k != "norm_skes_loss"
+    },
     "num_classes": 60,
-    "dim_feat": 256,
-    "depth": 8,
-    "num_heads": 8,
-    "mlp_ratio": 4,
-    "num_frames": 120,
-    "num_joints": 25,
-    "patch_size": 1,
-    "t_patch_size": 4,
-    "qkv_bias": True,
-    "qk_scale": None,
-    "drop_rate": 0.0,
-    "attn_drop_rate": 0.0,
-    "drop_path_rate": 0.0,
     "protocol": "test",
 }
 FORWARD_ARGS = {"mask_ratio": 0.9, "motion_stride": 1, "motion_aware_tau": 0.8}

@@ -2,7 +2,8 @@
 # Install the recognition service (CPU onnxruntime, no torch) into ./.venv-serve and start it on
 # every model of models/ (default.onnx as "default", interaction.onnx as "interaction"). Extra
 # arguments go to `masksem serve` (--model FILE or --models DIR to serve others).
-# It listens on loopback; MASKSEM_HOST=0.0.0.0 (with MASKSEM_API_KEY set) opens it to the network.
+# It listens on 127.0.0.1 only. To reach it from other machines, set MASKSEM_API_KEY and
+# MASKSEM_HOST to the interface to listen on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -710,13 +710,15 @@ class StreamCore:
         out: list[ActionEnded | Eviction] = []
         for body_id in gone:
             body = self._bodies[body_id]
-            for name, track in body.tracks.items():
+            # its own actions end, and a pair's action ends when either of its bodies leaves
+            closing = [
+                (name, track)
+                for other in self._bodies.values()
+                for name, track in other.tracks.items()
+                if other is body or body_id in track.bodies
+            ]
+            for name, track in closing:
                 out.extend(self._close(self._models[name], track, body.last_seen, now))
-            # a pair's action ends when either of its bodies leaves
-            for other in self._bodies.values():
-                for name, track in other.tracks.items():
-                    if body_id in track.bodies:
-                        out.extend(self._close(self._models[name], track, body.last_seen, now))
         for body_id in gone:
             out.append(Eviction(body_id, self._bodies.pop(body_id).last_seen, now))
         self.stats.evictions += len(gone)

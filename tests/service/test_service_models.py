@@ -21,7 +21,6 @@ from service.model_registry import ModelFolderError, UnknownModelError, plan_mod
 from service.settings import ServiceSettings
 from tests.service.test_service_metrics import scrape, value
 from tests.service.test_service_oip import infer_body, windows
-from tests.service.test_service_reload import free_port
 from tests.service.tiny_service import (
     LAYOUT,
     LiveServer,
@@ -29,6 +28,7 @@ from tests.service.tiny_service import (
     copy_model,
     random_clip,
     serve_folder,
+    start_serve,
     wait_until_ready,
 )
 from training.export import torch_logits
@@ -207,16 +207,7 @@ def test_masksem_serve_models_reloads_every_model_on_sighup(
 ) -> None:
     for name in ("default", "pairs"):
         copy_model(two_models.folder / f"{name}.onnx", tmp_path / f"{name}.onnx")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MASKSEM_WARMUP_RUNS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "masksem.cli_serve", "--models", str(tmp_path), "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_serve(["--models", str(tmp_path)], tmp_path, MASKSEM_WARMUP_RUNS="1")
 
     def versions() -> dict[str, str]:
         return {m["name"]: m["version"] for m in httpx.get(f"{url}/v2/models").json()["models"]}

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from tests.service.tiny_service import (
     copy_model,
     random_clip,
     serve,
+    start_serve,
     wait_until_ready,
 )
 
@@ -108,26 +108,11 @@ def test_a_refused_reload_keeps_the_old_model(tiny_model: TinyModel, tmp_path: P
         assert 'masksem_reloads_total{model="served",outcome="failed"} 1.0' in metrics
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_masksem_serve_reloads_on_sighup_without_torch(
     tiny_model: TinyModel, tmp_path: Path
 ) -> None:
     model = copy_model(tiny_model.path, tmp_path / "served.onnx")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "masksem.cli_serve", "--model", str(model), "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_serve(["--model", str(model)], tmp_path)
     try:
         wait_until_ready(process, url)
         maps = Path(f"/proc/{process.pid}/maps").read_text()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import torch
 import uvicorn
 from torch import nn
 
+from benchmarks.service_load import free_port
 from service.app import create_app, uvicorn_config
 from service.settings import ServiceSettings
 from skeleton.card import CardContent, ModelCard
@@ -37,6 +40,9 @@ WINDOW = WindowSpec(
     centre_joint=get_layout(LAYOUT).root,
     face_pairs=get_layout(LAYOUT).across,
 )
+
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_classifier(seed: int = 0, classes: int = len(LABELS)) -> Classifier:
@@ -162,6 +168,20 @@ def random_clip(frames: int, layout: str = LAYOUT, seed: int = 0) -> np.ndarray:
     base = rng.normal(0.0, 0.3, size=(joints, 3)) + np.array([0.0, 0.0, 2.5])
     drift = rng.normal(0.0, 0.01, size=(frames, joints, 3)).cumsum(axis=0)
     return (base + drift).astype(np.float32)
+
+
+def start_serve(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``masksem serve ARGS`` in a subprocess on a free loopback port (output piped, for the
+    failure message of :func:`wait_until_ready`); returns it and its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "masksem.cli_serve", *args, "--port", str(port)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], url: str, seconds: float = 60) -> None:
