@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,7 +38,7 @@ def build_state(settings: ServiceSettings) -> ServiceState:
     metrics = ServiceMetrics()
     engine_options = EngineOptions(
         providers=settings.providers,
-        intra_op_threads=settings.intra_op_threads,
+        intra_op_threads=settings.intra_op_threads or threads_per_model(len(plan.files)),
         warmup_runs=settings.warmup_runs,
         warmup_batch=settings.max_batch,
     )
@@ -60,6 +61,13 @@ def build_state(settings: ServiceSettings) -> ServiceState:
     models = ModelRegistry(slots, default_name=plan.default_name, folder=plan.folder)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     return ServiceState(settings=settings, models=models, metrics=metrics, limiter=limiter)
+
+
+def threads_per_model(models: int) -> int:
+    """Each served model infers on its own worker thread at the same time as the others: the
+    cores are shared among them rather than each taking all of them, which oversubscribes the
+    cores and slows every call (``benchmarks/service_load.py``, events mode)."""
+    return max(1, (os.cpu_count() or 1) // max(1, models))
 
 
 def is_loopback(host: str) -> bool:

@@ -39,7 +39,13 @@ class ServiceSettings(BaseSettings):
         ("CPUExecutionProvider",),
         description="onnxruntime execution providers in order of preference",
     )
-    intra_op_threads: int = Field(0, ge=0, description="0: onnxruntime's default")
+    intra_op_threads: int = Field(
+        0,
+        ge=0,
+        description="onnxruntime threads per model; 0: the machine's cores shared among the "
+        "served models (each model infers on its own worker, so two models on 2 cores get one "
+        "thread each)",
+    )
     warmup_runs: int = Field(2, ge=1)
     max_batch: int = Field(8, ge=1, le=1024, description="rows per onnxruntime call")
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait for a batch to fill")

@@ -131,6 +131,14 @@ class StreamConfig(BaseModel):
         description="a new label (an action, or none) must be shown this long before an "
         "action starts or ends on it; shorter ones are flicker",
     )
+    backlog: Literal["latest", "every"] = Field(
+        "latest",
+        description="latest: a body whose window is still being answered gets its next one "
+        "from the freshest frames once the answer is in (strides in between are skipped, "
+        "counted as windows_skipped), so answers stay prompt under load; every: each frame "
+        "waits for the answers of the windows before it (replaying a recording faster than "
+        "real time; frames wait in the stream's queue)",
+    )
     models: tuple[str, ...] | None = Field(
         None,
         min_length=1,
@@ -274,6 +282,9 @@ class StreamStats:
     evictions: int = 0
     clock_jumps: int = 0
     windows_deferred: int = 0  # due windows held back by the budget's rate
+    # strides that got no window of their own (the previous window of the body was still
+    # being answered, or the budget held it back): their frames went into the next window
+    windows_skipped: int = 0
     windows_failed: int = 0  # windows the model gave no finite answer for
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     bodies_dropped: dict[str, int] = field(
@@ -304,6 +315,7 @@ class StreamStats:
             "evictions": self.evictions,
             "clock_jumps": self.clock_jumps,
             "windows_deferred": self.windows_deferred,
+            "windows_skipped": self.windows_skipped,
             "windows_failed": self.windows_failed,
         }
 
@@ -409,6 +421,8 @@ class _Track:
     smoother: LabelSmoother
     segmenter: ActionSegmenter | None  # None: the model has no none label (no events)
     new_frames: int = 0
+    in_flight: bool = False  # a window of this track is being inferred (not finished yet)
+    windows: int = 0  # windows cut for this track
     shown: int | None = None  # label index shown after the decision rule
     bodies: tuple[BodyId, ...] = ()  # of the open segment, as its start reported them
 
@@ -797,7 +811,9 @@ class StreamCore:
         self, request: WindowRequest, logits: NDArray[np.floating]
     ) -> list[Prediction | ActionEvent] | list[WindowFailed]:
         """``complete`` for finite logits; a :class:`WindowFailed` (counted) for the others,
-        which would otherwise turn into NaN probabilities shown as a label."""
+        which would otherwise turn into NaN probabilities shown as a label. Either way the
+        body may have its next window."""
+        self.abandon(request)
         row = np.asarray(logits)
         if not np.isfinite(row).all():
             self.stats.windows_failed += 1
@@ -811,6 +827,25 @@ class StreamCore:
             )
             return [failed]
         return self.complete(request, row)
+
+    def due_now(self) -> list[WindowRequest]:
+        """The windows due now: of bodies whose strides passed while their previous window
+        was being answered (a transport asks after every answer, so the last frames of a
+        burst are answered too)."""
+        return [
+            req
+            for body_id in list(self._bodies)
+            for model in self._models.values()
+            if (req := self._due(body_id, model)) is not None
+        ]
+
+    def abandon(self, request: WindowRequest) -> None:
+        """``request`` will get no answer (the transport failed to run it): its body may have
+        its next window."""
+        body = self._bodies.get(request.body)
+        track = body.tracks.get(request.model or self.models[0]) if body is not None else None
+        if track is not None:
+            track.in_flight = False
 
     def process(self, frame: Frame, infer: InferFn | Mapping[str, InferFn]) -> list[StreamEvent]:
         """``add_frame``, one batched ``infer`` call per model for the due windows, ``finish``.
@@ -968,7 +1003,9 @@ class StreamCore:
         body = self._bodies[body_id]
         track = body.tracks[model.name]
         card, span = model.card, model.window_s
-        if track.new_frames < self.config.stride:
+        if track.new_frames < self.config.stride or track.in_flight:
+            # a body with a window still being answered waits for that answer: under load
+            # its next window is taken from the freshest frames, not from a backlog
             return None
         partner = self._partner(body_id) if card.window.persons > 1 else None
         if partner is not None and self._bodies[partner].order < body.order:
@@ -988,6 +1025,9 @@ class StreamCore:
         frames, start = resample_to_grid(times, np.stack(body.joints), card.fps, span)
         if len(frames) < self.config.min_frames:
             return None
+        if track.windows:  # the frames before the first window are no skipped strides
+            self.stats.windows_skipped += track.new_frames // self.config.stride - 1
+        track.windows += 1
         track.new_frames = 0
         persons = frames[None]
         if partner is not None:
@@ -1008,6 +1048,7 @@ class StreamCore:
             )
         except (ClipError, LayoutError):
             return None  # nothing but all-zero joints in the window: nothing to classify
+        track.in_flight = True
         return WindowRequest(
             body_id, window, start, float(times[-1]), len(frames), card, partner, model.name
         )

@@ -72,6 +72,7 @@ from service.stream import (
     StreamEvent,
     StreamStats,
     WindowFailed,
+    WindowRequest,
 )
 from skeleton.card import ModelCard
 from skeleton.layouts import LayoutError, can_map, convert, get_layout
@@ -269,6 +270,7 @@ class StreamConnection:
         self._bodies = 0
         self._last_published = -float("inf")
         self._watcher: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()  # windows being inferred
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.ws.application_state != WebSocketState.CONNECTED:
@@ -285,7 +287,7 @@ class StreamConnection:
         try:
             await self._read()
         finally:
-            for task in (processor, self._watcher):
+            for task in (processor, self._watcher, *self._answering):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -437,8 +439,10 @@ class StreamConnection:
             item = await self.inbox.get()
             try:
                 if isinstance(item, StreamConfig):
+                    await self._settle()
                     await self._configure(item)
                 elif isinstance(item, StatsMessage):
+                    await self._settle()
                     await self.send({"type": "stats", "stream": self.stream_id, **self._stats()})
                 else:
                     await self._process_frame(item)
@@ -499,60 +503,107 @@ class StreamConnection:
             await self.error("the stream's config was refused; send a valid one", "not_configured")
             return
         events: list[StreamEvent] = []
-        async with contextlib.AsyncExitStack() as stack:
-            runtimes = {
-                name: await stack.enter_async_context(self.state.models.get(name).use())
-                for name in core.models
-            }
-            for name, runtime in runtimes.items():
-                if runtime.card is not core.card_of(name):
-                    try:
-                        events.extend(core.set_card(runtime.card, name))
-                    except StreamError as err:
-                        self.core = None
-                        await self.error(str(err), "model_changed")
-                        return
-                    brief = {**model_brief(runtime.card), "served_as": name}
-                    await self.send({"type": "model_changed", "model": brief})
-            try:
-                update = core.add_frame(frame)
-            except StreamError as err:
-                await self.error(str(err), "invalid_frame", timestamp=frame.timestamp)
-                self._sync_metrics()
-                return
-            # drops are reported as running totals by _report_drops after every message;
-            # the first of each timestamp reason is also explained in words
-            events.extend(e for e in update.events if self._tell(e))
-            due = {name: [r for r in update.due if r.model == name] for name in runtimes}
-            source = ("stream", self.stream_id)
-            answers = await asyncio.gather(
-                *(
-                    runtimes[name].infer(np.stack([r.window for r in requests]), source=source)
-                    for name, requests in due.items()
-                    if requests
-                )
-            )
-            asked = [requests for requests in due.values() if requests]
-            for requests, logits in zip(asked, answers, strict=True):
-                for request, row in zip(requests, logits, strict=True):
-                    events.extend(core.finish(request, row))
+        for name in core.models:
+            card = self.state.models.get(name).current.card
+            if card is not core.card_of(name):
+                try:
+                    events.extend(core.set_card(card, name))
+                except StreamError as err:
+                    self.core = None
+                    await self.error(str(err), "model_changed")
+                    return
+                brief = {**model_brief(card), "served_as": name}
+                await self.send({"type": "model_changed", "model": brief})
+        try:
+            update = core.add_frame(frame)
+        except StreamError as err:
+            await self.error(str(err), "invalid_frame", timestamp=frame.timestamp)
+            self._sync_metrics()
+            return
+        # drops are reported as running totals by _report_drops after every message;
+        # the first of each timestamp reason is also explained in words
+        events.extend(e for e in update.events if self._tell(e))
         self._set_bodies(len(core.bodies))
+        await self._send_events(events)
+        self._publish_skeleton(frame, core)
+        await self._infer(core, update.due)
+
+    async def _infer(self, core: StreamCore, due: list[WindowRequest]) -> None:
+        """Send ``due`` to inference, one batch per model; with ``backlog: every`` wait for
+        the answers, else go on at once (the core holds these bodies' next windows)."""
+        asked = [
+            self._answer(core, name, requests)
+            for name in core.models
+            if (requests := [r for r in due if r.model == name])
+        ]
+        if core.config.backlog == "every":
+            await asyncio.gather(*asked)
+            return
+        for answer in asked:
+            task = asyncio.create_task(answer)
+            self._answering.add(task)
+            task.add_done_callback(self._answered)
+
+    async def _answer(self, core: StreamCore, name: str, requests: list[WindowRequest]) -> None:
+        """Infer one model's due windows in the stream's turn of the micro-batcher, then send
+        what their answers decide (nothing if the stream was reconfigured meanwhile)."""
+        try:
+            async with self.state.models.get(name).use() as runtime:
+                if runtime.card is not requests[0].card:  # reloaded since they were cut
+                    logits = None
+                else:
+                    windows = np.stack([r.window for r in requests])
+                    logits = await runtime.infer(windows, source=("stream", self.stream_id))
+        except Exception as err:  # noqa: BLE001 - one failed window must not end the stream
+            for request in requests:
+                core.abandon(request)
+            connected = self.ws.application_state == WebSocketState.CONNECTED
+            if connected and not isinstance(err, WebSocketDisconnect):
+                log.exception("stream %d: %s", self.stream_id, err)
+                await self.error(f"internal error: {err}", "internal")
+            return
+        except BaseException:  # cancelled: the stream closed
+            for request in requests:
+                core.abandon(request)
+            raise
+        if logits is None:  # the next frame brings the new card and cuts new windows
+            for request in requests:
+                core.abandon(request)
+            return
+        events: list[StreamEvent] = []
+        for request, row in zip(requests, logits, strict=True):
+            events.extend(core.finish(request, row))
+        if core is self.core:
+            await self._send_events(events)
+            await self._report_drops()
+            if core.config.backlog == "latest":
+                await self._infer(core, core.due_now())
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a send to a client that just left is no error
+
+    async def _settle(self) -> None:
+        """Wait for every window still being answered (before stats and a new config)."""
+        while self._answering:
+            await asyncio.gather(*self._answering, return_exceptions=True)
+
+    async def _send_events(self, events: list[StreamEvent]) -> None:
         self._sync_metrics()
+        metrics = self.state.metrics
         for event in events:
             message = event_message(event, self.stats)
             if message["type"] == "error":
-                self.state.metrics.stream_errors.labels(message["code"]).inc()
+                metrics.stream_errors.labels(message["code"]).inc()
             await self.send(message)
             if self.state.hub.watched and isinstance(event, _WATCHED):
                 self.state.hub.publish({**message, "stream": self.stream_id})
-        metrics = self.state.metrics
-        for event in events:
             if isinstance(event, Prediction):
                 metrics.predictions.labels("websocket", event.model).inc()
             elif isinstance(event, ActionStarted | ActionEnded):
                 kind = "started" if isinstance(event, ActionStarted) else "ended"
                 metrics.actions.labels(event.model, kind).inc()
-        self._publish_skeleton(frame, core)
 
     def _tell(self, event: StreamEvent) -> bool:
         """Whether the client gets a message of its own for ``event`` (drops: the first time a

@@ -23,7 +23,14 @@ from service.app import exposure_warning
 from service.engine import InferenceEngine, MicroBatcher
 from service.settings import ServiceSettings
 from tests.service.test_service_metrics import scrape, value
-from tests.service.test_service_ws import configure, frame, of_type, quiet, receive_until
+from tests.service.test_service_ws import (
+    Message,
+    configure,
+    frame,
+    of_type,
+    quiet,
+    receive_until,
+)
 from tests.service.tiny_service import (
     LAYOUT,
     LiveServer,
@@ -387,20 +394,33 @@ def test_counters_tell_what_happened(tiny_model: TinyModel) -> None:
 
 # -- 13: stale frames, 1-frame windows, slow headers ---------------------------------------------
 def test_under_overload_the_freshest_frames_are_classified(tiny_model: TinyModel) -> None:
+    """Inference far slower than the frames (a 300 ms batch wait, a burst at stride 1)."""
     clip = random_clip(60)
 
-    async def run(live: LiveServer) -> None:
+    async def run(live: LiveServer, backlog: str) -> tuple[list[Message], Message]:
         async with websockets.connect(f"{live.ws_url}/v1/stream") as ws:
-            await configure(ws, stride=1, min_frames=16)
+            await configure(ws, stride=1, min_frames=16, backlog=backlog)
             for i, joints in enumerate(clip):
                 await ws.send(frame(i / 30, {1: joints}))
             messages = await quiet(ws, 1.5)
-            assert of_type(messages, "dropped")[-1]["dropped_by_reason"]["queue_full"] > 0
-            # the last frame sent is the one the last window ends on
-            assert of_type(messages, "prediction")[-1]["window"]["end"] == 59 / 30
+            await ws.send(json.dumps({"type": "stats"}))
+            stats = (await receive_until(ws, lambda m: m["type"] == "stats"))[-1]
+            return messages, stats
 
-    with serve(tiny_model.path, max_wait_ms=300.0, max_batch=64, stream_queue_frames=2) as live:
-        asyncio.run(run(live))
+    settings = {"max_wait_ms": 300.0, "max_batch": 64, "stream_queue_frames": 2}
+    with serve(tiny_model.path, stream_max_windows_per_s=1000.0, **settings) as live:
+        waited, _ = asyncio.run(run(live, "every"))
+        latest, stats = asyncio.run(run(live, "latest"))
+    # every window waits its turn: the queue overflows and its oldest frames go
+    assert of_type(waited, "dropped")[-1]["dropped_by_reason"]["queue_full"] > 0
+    assert of_type(waited, "prediction")[-1]["window"]["end"] == 59 / 30
+    # the default: no frame is lost, the strides passed while a window was being answered
+    # go into the next one, and the last frame sent is the one the last window ends on
+    predictions = of_type(latest, "prediction")
+    assert stats["frames_dropped"] == 0 and not of_type(latest, "dropped")
+    assert predictions[-1]["window"]["end"] == 59 / 30
+    assert 2 <= len(predictions) < 10
+    assert len(predictions) + stats["windows_skipped"] == 60 - 15  # one stride per frame
 
 
 def test_rest_refuses_a_window_too_short_to_classify(server: LiveServer) -> None:

@@ -83,7 +83,13 @@ def test_live_page_draws_the_skeleton_and_label(browser: Any, server: LiveServer
 
     async def robot() -> None:
         async with websockets.connect(f"{server.ws_url}/v1/stream") as ws:
-            config = {"type": "config", "layout": LAYOUT, "stride": 10, "min_frames": 10}
+            config = {
+                "type": "config",
+                "layout": LAYOUT,
+                "stride": 10,
+                "min_frames": 10,
+                "backlog": "every",
+            }  # a burst: the window ending on frame 30 comes
             await ws.send(json.dumps(config))
             for i, joints in enumerate(random_clip(30)):
                 body = {"id": 42, "joints": joints.tolist()}

@@ -40,7 +40,8 @@ def test_metrics_follow_the_traffic(tiny_model: TinyModel) -> None:
 
         async def stream() -> dict:
             async with websockets.connect(f"{live.ws_url}/v1/stream") as ws:
-                config = {"type": "config", "layout": LAYOUT, "stride": 10, "min_frames": 10}
+                config = {"type": "config", "layout": LAYOUT, "stride": 10, "min_frames": 10,
+                          "backlog": "every"}  # fmt: skip
                 await ws.send(json.dumps(config))
                 for i, joints in enumerate(clip[:20]):
                     bodies = [{"id": b, "joints": joints.tolist()} for b in (1, 2)]

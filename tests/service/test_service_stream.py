@@ -220,15 +220,21 @@ def test_windows_beyond_the_rate_wait_for_their_turn(engine: InferenceEngine) ->
         clock=lambda: now[0],
     )
     clip = random_clip(80)
-    due = sum(len(core.add_frame(Frame(i / 30, {1: j})).due) for i, j in enumerate(clip[:60]))
-    assert due == 1 and core.stats.windows_deferred > 0  # all 60 frames in one instant
+
+    def due(frames: range) -> int:
+        """Windows due over ``frames``, each answered at once."""
+        count = 0
+        for i in frames:
+            for request in core.add_frame(Frame(i / 30, {1: clip[i]})).due:
+                core.finish(request, engine.run(request.window[None])[0])
+                count += 1
+        return count
+
+    assert due(range(60)) == 1 and core.stats.windows_deferred > 0  # 60 frames in one instant
     now[0] = 1.0  # a second later: five more windows may go
-    due = sum(
-        len(core.add_frame(Frame((60 + i) / 30, {1: j})).due) for i, j in enumerate(clip[60:])
-    )
-    assert due == 1  # the burst is one window per body: the rest wait for the clock again
+    assert due(range(60, 79)) == 1  # the burst is one window per body: the rest wait
     now[0] = 1.4
-    assert len(core.add_frame(Frame(80 / 30, {1: clip[-1]})).due) == 1
+    assert due(range(79, 80)) == 1
 
 
 def test_a_frame_far_in_the_future_is_dropped_and_the_stream_goes_on(
@@ -357,3 +363,25 @@ def test_two_person_model_pairs_the_bodies_in_one_window(engine: InferenceEngine
     assert solo.partner is None
     for label, probability in solo.top_k:
         assert probability == pytest.approx(single[engine.card.labels.index(label)], abs=1e-5)
+
+
+def test_a_body_waits_for_its_answer_and_then_gets_its_freshest_window(
+    engine: InferenceEngine,
+) -> None:
+    """While a body's window is being answered it gets no other; once the answer is in, the
+    strides that passed meanwhile become one window that ends on the newest frame."""
+    core = StreamCore(StreamConfig(layout=LAYOUT, stride=4, min_frames=16), engine.card)
+    clip = random_clip(60)
+    asked = [r for i in range(16) for r in core.add_frame(Frame(i / 30, {1: clip[i]})).due]
+    assert [round(r.end * 30) for r in asked] == [15]
+    # 20 frames (5 strides) arrive while that window is being answered: no window is due
+    assert not [r for i in range(16, 36) for r in core.add_frame(Frame(i / 30, {1: clip[i]})).due]
+    assert core.due_now() == []
+    core.finish(asked[0], engine.run(asked[0].window[None])[0])
+    (fresh,) = core.due_now()
+    assert round(fresh.end * 30) == 35 and core.stats.windows_skipped == 4
+    assert core.due_now() == []  # that one is in flight now
+    core.abandon(fresh)  # the transport could not run it: the body has its next stride
+    later = [r for i in range(36, 40) for r in core.add_frame(Frame(i / 30, {1: clip[i]})).due]
+    assert [round(r.end * 30) for r in later] == [39]
+    assert core.stats.frames_dropped == 0

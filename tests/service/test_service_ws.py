@@ -63,7 +63,8 @@ async def configure(ws: ClientConnection, **config: object) -> Message:
 def test_stream_predicts_every_stride_with_its_window(server: LiveServer) -> None:
     async def run() -> None:
         async with websockets.connect(f"{server.ws_url}/v1/stream") as ws:
-            configured = await configure(ws, stride=10, min_frames=10, top_k=3)
+            # frames sent in a burst: "every" answers each stride (as for a recording)
+            configured = await configure(ws, stride=10, min_frames=10, top_k=3, backlog="every")
             assert configured["type"] == "configured" and configured["model"]["name"] == "tiny"
             assert configured["window_s"] == 2.0  # the card's stream window
             clip = random_clip(45)
@@ -166,7 +167,7 @@ def test_overload_drops_frames_and_counts_every_one(tiny_model: TinyModel) -> No
 
     async def run(live: LiveServer) -> None:
         async with websockets.connect(f"{live.ws_url}/v1/stream") as ws:
-            await configure(ws, stride=1, min_frames=1)
+            await configure(ws, stride=1, min_frames=1, backlog="every")
             for i, joints in enumerate(clip):
                 await ws.send(frame(i / 30, {1: joints}))
             messages = await quiet(ws, 1.5)
