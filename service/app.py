@@ -162,6 +162,7 @@ def uvicorn_config(app: FastAPI, settings: ServiceSettings, **overrides: object)
         "host": settings.host,
         "port": settings.port,
         "ws_max_size": settings.max_ws_message_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
         "http": header_timeout_protocol(settings.header_timeout_s),
         "log_level": "info",
         **overrides,

@@ -54,6 +54,11 @@ class ServiceSettings(BaseSettings):
     )
     max_request_bytes: int = Field(4 << 20, ge=1024)
     max_ws_message_bytes: int = Field(1 << 20, ge=1024)
+    ws_compression: bool = Field(
+        False,
+        description="permessage-deflate on WebSockets: off by default, as skeleton frames are "
+        "small and every message would cost CPU to (de)compress, a flood's included",
+    )
     max_bodies_per_request: int = Field(16, ge=1)
     max_infer_windows: int = Field(
         64, ge=1, le=4096, description="OIP infer: windows per request (413 beyond)"

@@ -19,7 +19,7 @@ from service.api.body import body_schema, parse_body
 from service.api.errors import ApiError
 from service.api.schemas import InferRequest
 from service.api.security import client_address, rate_limit
-from service.api.state import ServiceState, get_state
+from service.api.state import ServiceState, state_dependency
 from service.engine import WindowShapeError
 from service.model_registry import UnknownModelError
 from service.runtime import ModelSlot
@@ -35,7 +35,7 @@ async def live() -> dict[str, bool]:
 
 
 @health.get("/ready")
-async def ready(state: ServiceState = Depends(get_state)) -> JSONResponse:
+async def ready(state: ServiceState = Depends(state_dependency)) -> JSONResponse:
     """Ready once every served model has loaded and run its warm-up."""
     ok = state.models.ready
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
@@ -74,7 +74,7 @@ def model_entry(slot: ModelSlot) -> dict[str, Any]:
 
 
 @router.get("/models", summary="Every served model, its version and readiness")
-async def list_models(state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+async def list_models(state: ServiceState = Depends(state_dependency)) -> dict[str, Any]:
     return {
         "models": [model_entry(slot) for slot in state.models.slots.values()],
         "default": state.models.default_name,
@@ -82,12 +82,14 @@ async def list_models(state: ServiceState = Depends(get_state)) -> dict[str, Any
 
 
 @router.post("/repository/index", summary="The served models, as KServe and Triton list them")
-async def repository_index(state: ServiceState = Depends(get_state)) -> list[dict[str, Any]]:
+async def repository_index(state: ServiceState = Depends(state_dependency)) -> list[dict[str, Any]]:
     return [model_entry(slot) for slot in state.models.slots.values()]
 
 
 @router.get("/models/{name}")
-async def model_metadata(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+async def model_metadata(
+    name: str, state: ServiceState = Depends(state_dependency)
+) -> dict[str, Any]:
     card = ready_slot(name, state).current.card
     _, persons, frames, joints, _ = card.input_shape
     return {
@@ -106,7 +108,7 @@ async def model_metadata(name: str, state: ServiceState = Depends(get_state)) ->
 
 
 @router.get("/models/{name}/ready")
-async def model_ready(name: str, state: ServiceState = Depends(get_state)) -> JSONResponse:
+async def model_ready(name: str, state: ServiceState = Depends(state_dependency)) -> JSONResponse:
     ok = slot_for(name, state).ready
     return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
@@ -155,7 +157,7 @@ def _input_array(request: InferRequest) -> np.ndarray:
     openapi_extra=body_schema(InferRequest),
 )
 async def infer(
-    name: str, http: Request, state: ServiceState = Depends(get_state)
+    name: str, http: Request, state: ServiceState = Depends(state_dependency)
 ) -> dict[str, Any]:
     slot = ready_slot(name, state)
     request = await parse_body(http, InferRequest)

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.state import ServiceState, get_state
+from service.api.state import ServiceState, state_dependency
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
@@ -17,7 +17,7 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(state: ServiceState = Depends(get_state)) -> Response:
+async def metrics(state: ServiceState = Depends(state_dependency)) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -26,7 +26,7 @@ from service.api.schemas import (
     frames_array,
 )
 from service.api.security import client_address, rate_limit
-from service.api.state import ServiceState, get_state
+from service.api.state import ServiceState, state_dependency
 from service.engine import ModelLoadError
 from service.model_registry import UnknownModelError
 from service.preprocess import model_window
@@ -79,7 +79,7 @@ def served_model(state: ServiceState, *names: str | None) -> ModelSlot:
 
 @router.get("/model", summary="The model card of a served model (default: the default model)")
 async def get_model(
-    model: str | None = ModelQuery, state: ServiceState = Depends(get_state)
+    model: str | None = ModelQuery, state: ServiceState = Depends(state_dependency)
 ) -> dict[str, Any]:
     return model_summary(served_model(state, model))
 
@@ -92,7 +92,7 @@ async def get_model(
     openapi_extra=body_schema(PredictRequest),
 )
 async def predict(
-    http: Request, model: str | None = ModelQuery, state: ServiceState = Depends(get_state)
+    http: Request, model: str | None = ModelQuery, state: ServiceState = Depends(state_dependency)
 ) -> PredictResponse:
     request = await parse_body(http, PredictRequest)
     slot = served_model(state, model, request.model)
@@ -168,7 +168,7 @@ async def predict(
     summary="Load the default model again (or another file of the folder) and swap it in",
 )
 async def reload_default_model(
-    request: ReloadRequest | None = Body(None), state: ServiceState = Depends(get_state)
+    request: ReloadRequest | None = Body(None), state: ServiceState = Depends(state_dependency)
 ) -> dict[str, Any]:
     return await reload_slot(state.models.default, request, state)
 
@@ -178,7 +178,9 @@ async def reload_default_model(
     summary="Load one served model again (or another file of the folder) and swap it in",
 )
 async def reload_named_model(
-    name: str, request: ReloadRequest | None = Body(None), state: ServiceState = Depends(get_state)
+    name: str,
+    request: ReloadRequest | None = Body(None),
+    state: ServiceState = Depends(state_dependency),
 ) -> dict[str, Any]:
     try:
         slot = state.models.get(name)

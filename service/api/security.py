@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import ApiError, error_body
-from service.api.state import ServiceState, get_state
+from service.api.state import ServiceState, get_state, state_dependency
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -103,7 +103,7 @@ def client_address(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "unknown"
 
 
-def rate_limit(conn: HTTPConnection, state: ServiceState = Depends(get_state)) -> None:
+async def rate_limit(conn: HTTPConnection, state: ServiceState = Depends(state_dependency)) -> None:
     wait = state.limiter.acquire(client_address(conn))
     if wait > 0:
         raise ApiError(

@@ -105,3 +105,10 @@ class ServiceState:
 def get_state(conn: HTTPConnection) -> ServiceState:
     state: ServiceState = conn.app.state.masksem
     return state
+
+
+async def state_dependency(conn: HTTPConnection) -> ServiceState:
+    """``get_state`` as a route dependency. Async on purpose: FastAPI runs a plain ``def``
+    dependency on a worker thread, a thread hop per request that a flood of requests turns
+    into the event loop's main cost (seen in a profile of the random_key_flood pattern)."""
+    return get_state(conn)

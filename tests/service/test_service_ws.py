@@ -230,3 +230,20 @@ def test_oversized_messages_close_the_stream_with_1009(tiny_model: TinyModel) ->
 
     with serve(tiny_model.path, max_ws_message_bytes=2048) as live:
         asyncio.run(run(live))
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_websocket_compression_is_off_unless_asked_for(
+    tiny_model: TinyModel, compression: bool
+) -> None:
+    """Skeleton frames are small: by default no message pays for permessage-deflate."""
+
+    async def run(live: LiveServer) -> str | None:
+        async with websockets.connect(f"{live.ws_url}/v1/stream") as ws:  # offers deflate
+            assert ws.response is not None
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    settings = {"ws_compression": True} if compression else {}
+    with serve(tiny_model.path, **settings) as live:
+        agreed = asyncio.run(run(live))
+    assert (agreed is not None and "permessage-deflate" in agreed) is compression
