@@ -95,6 +95,11 @@ def test_kinect_v2_and_azure_kinect_bodies_give_the_same_answer(server: LiveServ
     ("body", "status", "message"),
     [
         ("{not json", 400, "malformed JSON at character 1"),
+        # a body past INLINE_BODY_BYTES, parsed on a worker thread, is answered the same way
+        ('{"layout": "utd20", "pad": "' + "x" * 100_000 + '", "bodies": [', 400,
+         "malformed JSON at character 100042"),
+        ({"layout": LAYOUT, "pad": "x" * 100_000, "bodies": [{"id": 1}]}, 422,
+         "bodies.0.frames: Field required"),
         ({"layout": "kinect", "bodies": [{"id": 1, "frames": [[[0, 0, 1]]]}]}, 422,
          "unknown joint layout 'kinect'"),
         ({"layout": LAYOUT, "bodies": []}, 422, "bodies: List should have at least 1 item"),
