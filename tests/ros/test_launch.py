@@ -136,30 +136,35 @@ def version_of(model: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("arguments", "yaml_models", "served", "topic"),
+    ("arguments", "own_yaml", "served", "topic"),
     [
-        ({"models": f"{INTERACTION},{GESTURE}"}, None, ["interaction", "default"],
+        ({"models": f"{INTERACTION},{GESTURE}"}, {}, ["interaction", "default"],
          "/body_tracking_data"),
-        ({"model_path": str(GESTURE)}, None, ["default"], "/body_tracking_data"),
-        # A user's YAML file naming models: model_path:= on the command line runs it alone.
-        ({"model_path": str(GESTURE)}, [str(INTERACTION)], ["default"], "/body_tracking_data"),
-        ({"models": f"{GESTURE}", "namespace": "robot1"}, None, ["default"],
+        ({"model_path": str(GESTURE)}, {}, ["default"], "/body_tracking_data"),
+        # A user's YAML file naming models (or model_path): the command line's model_path
+        # (or models) runs alone.
+        ({"model_path": str(GESTURE)}, {"models": [str(INTERACTION)]}, ["default"],
+         "/body_tracking_data"),
+        ({"models": str(GESTURE)}, {"model_path": str(INTERACTION)}, ["default"],
+         "/body_tracking_data"),
+        ({"models": str(GESTURE), "namespace": "robot1"}, {}, ["default"],
          "/robot1/body_tracking_data"),
     ],
-    ids=["models", "model_path", "model_path-over-yaml-models", "namespace"],
+    ids=["models", "model_path", "model_path-over-yaml-models", "models-over-yaml-model_path",
+         "namespace"],
 )  # fmt: skip
 def test_the_node_serves_exactly_the_models_launched(
     ros_python: Path,
     tmp_path: Path,
     arguments: dict[str, str],
-    yaml_models: list[str] | None,
+    own_yaml: dict[str, Any],
     served: list[str],
     topic: str,
 ) -> None:
     params_file = PARAMS_FILE
-    if yaml_models is not None:
+    if own_yaml:  # the shipped file with these values
         shipped = yaml.safe_load(PARAMS_FILE.read_text())
-        shipped[PARAMS_KEY]["ros__parameters"]["models"] = yaml_models
+        shipped[PARAMS_KEY]["ros__parameters"].update(own_yaml)
         params_file = tmp_path / "my_params.yaml"
         params_file.write_text(yaml.safe_dump(shipped))
     launch = launch_of(params_file=str(params_file), **arguments)
