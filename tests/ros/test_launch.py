@@ -1,12 +1,14 @@
 """The launch file action_node.launch.py, without ``launch`` (launch and launch_ros are not on
 PyPI, so the launch glue itself never runs here).
 
-What it does with its arguments is ``masksem_ros.launch_params.node_launch``: its parameters
-for ``models:=...`` and ``model_path:=...`` start the real action node (real rclpy, its own
-random ROS_DOMAIN_ID, the command line launch_ros's Node builds from them), and the node serves
-exactly those models. The launch file itself is read with ``ast``: every argument the function
-takes is declared and read under its own name, the node is setup.py's console script, and
-the default parameters file is installed and names only parameters the node declares.
+What it does with its arguments is ``masksem_ros.launch_params.node_launch``: its namespace and
+parameters for ``models:=...``, ``model_path:=...`` (over the shipped YAML file or a user's)
+and ``namespace:=...`` start the real action node (real rclpy, its own random ROS_DOMAIN_ID,
+the command line launch_ros's Node builds from them), and the node serves exactly those models
+with the YAML file's other settings. The launch file itself is read with ``ast``: every argument
+the function takes is declared and passed under its own name, the Node gets what the function
+returns and is setup.py's console script, and the default parameters file is installed, holds
+in any namespace and names only parameters the node declares.
 """
 
 from __future__ import annotations
@@ -169,12 +171,13 @@ def test_the_node_serves_exactly_the_models_launched(
         params_file.write_text(yaml.safe_dump(shipped))
     launch = launch_of(params_file=str(params_file), **arguments)
     log = start_node(ros_python, launch, tmp_path / "node")
-    assert READY.search(log), f"the node never came up:\n{log}"
+    ready = READY.search(log)
+    assert ready, f"the node never came up:\n{log}"
     assert "Traceback" not in log and "unknown parameter" not in log, log
     models = {"interaction": INTERACTION, "default": GESTURE}
     assert served_models(log) == [(name, version_of(models[name])) for name in served]
     # The shipped YAML file's input settings reached the node too, in its namespace.
-    assert READY.search(log).groups() == ("marker_array", "k4a32", topic)  # type: ignore[union-attr]
+    assert ready.groups() == ("marker_array", "k4a32", topic)
 
 
 # -- the launch file, read with ast -------------------------------------------------------------
