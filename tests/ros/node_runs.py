@@ -16,6 +16,8 @@ import yaml
 HARNESS = Path(__file__).with_name("ros_harness.py")
 ROS_PACKAGE = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "masksem_ros"
 NODE_NAME = "masksem_action"
+#: The shipped YAML file's key: its parameters hold for the node in any namespace.
+PARAMS_KEY = "/**"
 FPS = 30.0
 
 
@@ -56,7 +58,7 @@ def start_run(
     frame must arrive for an exact comparison), and the harness with ``spec``."""
     folder.mkdir()
     shipped = yaml.safe_load((ROS_PACKAGE / "config" / "action_node.yaml").read_text())
-    node_params = shipped[NODE_NAME]["ros__parameters"]
+    node_params = shipped[PARAMS_KEY]["ros__parameters"]
     node_params.update(
         qos_reliability="reliable",
         qos_depth=1000,

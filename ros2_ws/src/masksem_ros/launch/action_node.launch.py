@@ -4,6 +4,9 @@ ros2 launch masksem_ros action_node.launch.py model_path:=/path/model.onnx [para
 ros2 launch masksem_ros action_node.launch.py models:=/path/default.onnx,/path/interaction.onnx
 model_path defaults to $MASKSEM_MODEL; models (comma-separated, each model named by its file's
 stem) replaces it. When none is given, the YAML file's model_path or models hold.
+
+Only the launch glue is here: what the arguments mean for the node is
+masksem_ros.launch_params.node_launch, which is tested without launch (not on PyPI).
 """
 
 import os
@@ -14,24 +17,23 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from masksem_ros.launch_params import node_launch
 
 
 def action_node(context: LaunchContext) -> list[Node]:
-    parameters: list[object] = [LaunchConfiguration("params_file").perform(context)]
-    model_path = LaunchConfiguration("model_path").perform(context)
-    models = [m.strip() for m in LaunchConfiguration("models").perform(context).split(",")]
-    models = [m for m in models if m]
-    if models:  # the node takes model_path or models, not both
-        parameters.append({"models": models, "model_path": ""})
-    elif model_path:
-        parameters.append({"model_path": model_path, "models": [""]})
+    launch = node_launch(
+        params_file=LaunchConfiguration("params_file").perform(context),
+        model_path=LaunchConfiguration("model_path").perform(context),
+        models=LaunchConfiguration("models").perform(context),
+        namespace=LaunchConfiguration("namespace").perform(context),
+    )
     return [
         Node(
             package="masksem_ros",
             executable="action_node",
             name="masksem_action",
-            namespace=LaunchConfiguration("namespace"),
-            parameters=parameters,
+            namespace=launch.namespace,
+            parameters=launch.parameters,
             output="screen",
             emulate_tty=True,
         )
