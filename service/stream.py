@@ -642,7 +642,11 @@ class StreamCore:
         return FrameDropped(timestamp, reason, detail=detail)
 
     def add_frame(self, frame: Frame) -> FrameUpdate:
-        """Buffer one frame; return the windows now due and what was evicted or dropped."""
+        """Buffer one frame; return the windows now due and what was evicted or dropped.
+
+        Each window returned must come back through ``finish`` (or ``abandon``) before its body
+        gets another one for that model: until then its strides pass into the next window,
+        which ``due_now`` gives as soon as the answer is in."""
         self.stats.frames_received += 1
         t = float(frame.timestamp)
         if not math.isfinite(t):

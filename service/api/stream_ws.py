@@ -21,8 +21,11 @@ the ``stream`` it comes from (``watching`` has every served model's joints and p
 A reader task takes messages off the socket into a bounded inbox (when it is full the oldest
 waiting frame makes room, counted by the core); messages beyond ``stream_max_messages_per_s``
 are dropped before they are parsed (frames counted as ``over_rate``). A processor task runs the
-inbox through the :class:`StreamCore` (with the server's :class:`StreamBudget`), awaiting
-inference in the stream's own turn of the micro-batcher. A stream that sends no config within
+inbox through the :class:`StreamCore` (with the server's :class:`StreamBudget`); the windows
+it cuts are inferred in the stream's own turn of the micro-batcher by tasks of their own, so the
+next frame is read at once (``backlog: latest``: the core cuts no window for a body whose
+previous one is still being answered, and one from its freshest frames once it is; ``backlog:
+every`` awaits the answers before the next frame instead). A stream that sends no config within
 ``stream_config_timeout_s``, or nothing for ``stream_idle_timeout_s``, is closed (1008), so
 idle sockets cannot hold the stream slots; watchers, which only listen, are capped at
 ``max_watchers`` instead.
