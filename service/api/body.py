@@ -3,7 +3,6 @@ than FastAPI's ``json.loads`` then validation, which is what a flood of large bo
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -13,17 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
 
-#: Bodies larger than this are parsed on a worker thread: parsing a 1.3 MB body (16 bodies x 64
-#: frames) takes about 15 ms, which the event loop, and every stream on it, would otherwise wait.
-INLINE_BODY_BYTES = 64 << 10
-
 
 async def parse_body(request: Request, model: type[Model]) -> Model:
     """``model`` from the request's JSON body; errors as FastAPI's (handled in errors.py)."""
     raw = await request.body()
     try:
-        if len(raw) > INLINE_BODY_BYTES:
-            return await asyncio.to_thread(model.model_validate_json, raw)
         return model.model_validate_json(raw)
     except ValidationError as err:
         errors = err.errors(include_url=False)

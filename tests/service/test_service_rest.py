@@ -95,7 +95,7 @@ def test_kinect_v2_and_azure_kinect_bodies_give_the_same_answer(server: LiveServ
     ("body", "status", "message"),
     [
         ("{not json", 400, "malformed JSON at character 1"),
-        # a body past INLINE_BODY_BYTES, parsed on a worker thread, is answered the same way
+        # a large body is answered the same way (the error names where the JSON breaks)
         ('{"layout": "utd20", "pad": "' + "x" * 100_000 + '", "bodies": [', 400,
          "malformed JSON at character 100042"),
         ({"layout": LAYOUT, "pad": "x" * 100_000, "bodies": [{"id": 1}]}, 422,
