@@ -42,7 +42,7 @@ def prepare_ntu_command(
     from tqdm import tqdm
 
     from training.data.errors import CorruptSampleError, DatasetError
-    from training.data.ntu import prepare_ntu
+    from training.data.ntu_prepare import prepare_ntu
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,4 +89,9 @@ def process_group(device: str = "auto") -> Iterator[DistContext]:
         # rank's peers would wait for it until the timeout.
         finish_together(ctx)
     finally:
+        # A DistributedDataParallel wrapper sits in a reference cycle and holds the process
+        # group: collected here, the group dies inside destroy_process_group; left to the
+        # collector, it can outlive it to interpreter exit, where tearing gloo down while the
+        # peer closes its side aborted a rank (scripts/torchrun_teardown_stress.py).
+        gc.collect()
         shutdown(ctx)

@@ -42,7 +42,7 @@ def _sbu(root: Path, benchmark: str) -> SkeletonDataset:
 
 
 def _ntu(root: Path, benchmark: str) -> SkeletonDataset:
-    from training.data.ntu import load_ntu_npz
+    from training.data.ntu_npz import load_ntu_npz
 
     return load_ntu_npz(root, benchmark)
 

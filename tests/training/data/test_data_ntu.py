@@ -17,14 +17,11 @@ from training.data.errors import (
     TruncatedFileError,
     WrongJointCountError,
 )
-from training.data.ntu import (
-    NtuName,
-    load_ntu_npz,
-    prepare_ntu,
-    read_ntu_sample,
-    read_skeleton_file,
-    select_ntu_files,
-)
+from training.data.ntu_names import NtuName
+from training.data.ntu_npz import load_ntu_npz
+from training.data.ntu_prepare import prepare_ntu, select_ntu_files
+from training.data.ntu_preprocess import read_ntu_sample
+from training.data.ntu_skeleton import read_skeleton_file
 
 SHARED_MISSING = Path(__file__).resolve().parents[3].parent / "shared/data/ntu"
 MISSING_NAME = "S001C002P005R002A008"  # the first entry of NTU's missing-skeleton list
