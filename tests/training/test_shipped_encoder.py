@@ -1,12 +1,13 @@
-"""The pre-trained encoder in models/ (the default model's recipe) is what `masksem finetune
---pretrained` takes: it loads into the shipped fine-tuning recipe, maps onto NW-UCLA's joint
-order, and a fine-tuning run starts from it."""
+"""The pre-trained encoder in models/ is what `masksem finetune --pretrained` takes: it loads
+into the shipped fine-tuning recipes (utd_finetune, and utd_gesture, the default model's), maps
+onto NW-UCLA's joint order, and a fine-tuning run starts from it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -29,8 +30,9 @@ def test_the_shipped_encoder_is_small_and_says_what_it_was_trained_on() -> None:
     assert all(not k.startswith(("decoder.", "teacher.")) for k in weights)
 
 
-def test_it_loads_into_the_fine_tuning_recipe_on_utd20_and_ucla20() -> None:
-    model = load_config("utd_finetune", ClassifyRecipe).model
+@pytest.mark.parametrize("recipe", ["utd_finetune", "utd_gesture"])
+def test_it_loads_into_the_fine_tuning_recipes_on_utd20_and_ucla20(recipe: str) -> None:
+    model = load_config(recipe, ClassifyRecipe).model
     weights, sha = load_encoder(ENCODER, model, "utd20")
     Encoder(model).load_state_dict(weights)  # strict: every encoder weight is there
     assert sha == sha256_of(ENCODER)
