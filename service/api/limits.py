@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: Sent with a refusal that leaves the body unread: the connection ends with the answer, so the
+#: server never parses the rest of the body (a client that retries at once otherwise makes the
+#: event loop read every refused body it sends) and the kernel discards it.
+_CLOSE = {"Connection": "close"}
+
 
 @dataclass
 class _Bucket:
@@ -79,7 +84,7 @@ class BodySizeLimit:
         async def limited_receive() -> Message:
             nonlocal seen, charged
             if seen > self.max_bytes:  # declared too large: refused before reading it
-                raise HTTPException(413, self.message(seen))
+                raise HTTPException(413, self.message(seen), headers=_CLOSE)
             if not charged and self.byte_limiter is not None:
                 charged = True
                 client = scope["client"][0] if scope.get("client") else "unknown"
@@ -89,7 +94,7 @@ class BodySizeLimit:
                         429,
                         f"more than {self.byte_limiter.rate:g} request bytes per second from "
                         f"this address; retry in {wait:.2f} s",
-                        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                        headers={"Retry-After": str(max(1, math.ceil(wait))), **_CLOSE},
                     )
             message = await receive()
             if message["type"] == "http.request":
@@ -97,7 +102,7 @@ class BodySizeLimit:
                 if seen > self.max_bytes:
                     # FastAPI passes an HTTPException raised while reading the body through
                     # to the error handlers, which answer {"error": ..., "code": "too_large"}.
-                    raise HTTPException(413, self.message(seen))
+                    raise HTTPException(413, self.message(seen), headers=_CLOSE)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -485,6 +485,7 @@ def test_request_bytes_are_budgeted_per_address_before_parsing(tiny_model: TinyM
         refused = httpx.post(url, json=body, headers={"X-API-Key": uuid.uuid4().hex})
         assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
         assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["connection"] == "close"  # its body is never read
         assert "request bytes per second from this address" in refused.json()["error"]
         transport = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(transport=transport) as other:

@@ -169,6 +169,7 @@ def test_size_limits(tiny_model: TinyModel) -> None:
             f"{small.url}/v1/predict", content=big, headers={"content-type": "application/json"}
         )
         assert reply.status_code == 413
+        assert reply.headers["connection"] == "close"  # the unread body is never parsed
         assert reply.json() == {
             "error": f"request body of {len(big)} bytes or more is over the limit of 262144 bytes",
             "code": "too_large",
