@@ -49,12 +49,8 @@ from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 RESULTS = Path(__file__).parent / "results"
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-INTERACTIONS = [
-    "handshaking", "hugging other person", "pushing other person",
-    "punching/slapping other person", "kicking other person",
-    "point finger at the other person", "pat on back of other person",
-    "giving something to other person",
-]  # fmt: skip
+# the eight interactions of the shipped interaction model's recipe
+INTERACTIONS = list(load_config("pku_interactions", ClassifyRecipe).stream.classes)
 PKU = {"dataset": "pku-mmd", "benchmark": "xsub", "options": {"classes": INTERACTIONS}}
 # stage-2 arms: masking, target orders, CAM rule
 ARMS: dict[str, dict[str, Any]] = {

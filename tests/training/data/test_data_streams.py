@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.config_io import load_config
 from training.data.cache import CACHE_ENV
 from training.data.errors import MalformedLineError, NonNumericFieldError
 from training.data.pku import load_pku_streams, read_pku_labels, read_pku_skeleton, read_pku_stream
@@ -22,6 +23,7 @@ from training.data.streams import (
     sample_window_ends,
     window_bounds,
 )
+from training.recipes.classify import ClassifyRecipe
 from training.recipes.stream_data import (
     StreamTraining,
     StreamWindowFeeder,
@@ -217,12 +219,8 @@ def test_calibration_keeps_false_alarms_under_the_target() -> None:
     assert rule["action_window_recall"] == pytest.approx(shown[200:].mean())
 
 
-INTERACTIONS = [
-    "handshaking", "hugging other person", "pushing other person",
-    "punching/slapping other person", "kicking other person",
-    "point finger at the other person", "pat on back of other person",
-    "giving something to other person",
-]  # fmt: skip
+# the eight interactions of the shipped interaction model's recipe
+INTERACTIONS = list(load_config("pku_interactions", ClassifyRecipe).stream.classes)
 
 
 @needs_pku
