@@ -54,6 +54,7 @@ class DataSource(BaseModel):
     benchmark: str | None = None
     options: dict[str, Any] = {}
     limit: int | None = None  # the first N clips of each split only (quick runs)
+    validation_subjects: tuple[int, ...] = ()  # training subjects evaluated on, not the test split
     layout: str
     fps: float = DEFAULT_FPS
     name: str = ""  # the dataset's display name (a folder's is its directory name)

@@ -19,6 +19,7 @@ import yaml
 from skeleton.layouts import convert, get_layout
 from training.checkpoints import TrainingState
 from training.config_io import load_config
+from training.data.errors import DatasetError
 from training.data.feeder import SkeletonFeeder
 from training.distributed import DistContext
 from training.loop import recipe_changes
@@ -30,7 +31,7 @@ from training.recipes.classify import (
     run_classify,
 )
 from training.recipes.common import DataConfig, ExtraSource, extra_clips, load_data
-from training.recipes.evaluate import evaluate_on, load_classifier
+from training.recipes.evaluate import evaluate_checkpoint, evaluate_on, load_classifier
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -228,6 +229,31 @@ def test_semi_supervised_finetuning_trains_on_a_seeded_share_of_the_labels(
         runs[seed] = run_classify(recipe, tmp_path / f"seed{seed}", CPU)
     assert runs[1]["labelled_clips"] == runs[2]["labelled_clips"] < 40
     assert runs[1]["from_scratch"] and runs[1]["clips"] == 40
+
+
+def test_validation_subjects_train_and_evaluate_without_the_test_split(tmp_path: Path) -> None:
+    """A recipe's settings chosen on held-out training subjects: the run never reads a test
+    clip, and evaluating its checkpoint later scores the same held-out clips again."""
+    data = {**DATA, "validation_subjects": [7]}
+    recipe = ClassifyRecipe.model_validate(
+        {
+            "kind": "finetune",
+            "name": "tiny-val",
+            "data": data,
+            "model": MODEL,
+            "hidden": 16,
+            "loop": {**LOOP, "epochs": 1},
+        }  # fmt: skip
+    )
+    clips = load_data(recipe.data)
+    assert {s.subject for s in clips.train} == {1, 3, 5}
+    assert {s.subject for s in clips.test} == {7}
+    metrics = run_classify(recipe, tmp_path / "run", CPU)
+    assert metrics["clips"] == len(clips.test)
+    again = evaluate_checkpoint(tmp_path / "run" / "classifier.pt")
+    assert again["clips"] == metrics["clips"] and again["top1"] == metrics["top1"]
+    with pytest.raises(DatasetError, match="training split"):
+        load_data(recipe.data.model_copy(update={"validation_subjects": (2,)}))
 
 
 def test_transfer_carries_joint_embeddings_across_kinect_v1_orders(tmp_path: Path) -> None:

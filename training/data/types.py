@@ -115,3 +115,37 @@ def keep_classes(data: SkeletonDataset, names: Sequence[str]) -> SkeletonDataset
     log.info("%s: kept %d clips of %d classes, left out %d clips of other classes", data.name,
              len(out.samples), len(names), left)  # fmt: skip
     return out
+
+
+def hold_out_subjects(data: SkeletonDataset, subjects: Sequence[int]) -> SkeletonDataset:
+    """``data`` with the training clips of ``subjects`` as its evaluation split, in place of the
+    test split: a validation protocol that chooses a recipe without looking at the test clips."""
+    held = set(subjects)
+    train_subjects = {s.subject for s in data.train}
+    unknown = sorted(held - train_subjects)
+    if unknown or not held:
+        raise DatasetError(
+            f"validation_subjects must name subjects of {data.name}'s training split "
+            f"({sorted(train_subjects)}); got {sorted(held)}"
+        )
+    if held >= train_subjects:
+        raise DatasetError(
+            f"validation_subjects {sorted(held)} hold out every training subject of {data.name}"
+        )
+    return dataclasses.replace(
+        data,
+        train=[s for s in data.train if s.subject not in held],
+        test=[s for s in data.train if s.subject in held],
+    )
+
+
+def narrow(
+    data: SkeletonDataset, *, validation_subjects: Sequence[int], limit: int | None
+) -> SkeletonDataset:
+    """A source's split options applied to its clips: ``validation_subjects`` held out of the
+    training split (hold_out_subjects), then the first ``limit`` clips of each split."""
+    if validation_subjects:
+        data = hold_out_subjects(data, validation_subjects)
+    if limit is not None:
+        data = dataclasses.replace(data, train=data.train[:limit], test=data.test[:limit])
+    return data

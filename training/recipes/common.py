@@ -13,7 +13,7 @@ from skeleton.layouts import LayoutError, convert, get_layout, joint_map
 from training.checkpoints import DEFAULT_FPS, DataSource
 from training.data.errors import DatasetError
 from training.data.streams import StreamDataset
-from training.data.types import Sample, SkeletonDataset
+from training.data.types import Sample, SkeletonDataset, narrow
 from training.model.config import ModelConfig
 from training.recipes.stream_data import StreamPretraining
 
@@ -28,6 +28,9 @@ class SourceConfig(BaseModel):
     benchmark: str | None = None  # the dataset's default split when None
     options: dict[str, Any] = {}
     limit: int | None = None  # keep only the first N clips of each split (quick checks)
+    # these training subjects become the evaluation split and the test split is not read:
+    # choose a recipe's settings without looking at the test clips (trimmed datasets)
+    validation_subjects: tuple[int, ...] = ()
 
 
 class ExtraSource(SourceConfig):
@@ -85,9 +88,7 @@ def load_data(cfg: SourceConfig) -> SkeletonDataset:
     from training.data.registry import load_dataset
 
     data = load_dataset(cfg.dataset, cfg.root, cfg.benchmark, **cfg.options)
-    if cfg.limit is not None:
-        data.train, data.test = data.train[: cfg.limit], data.test[: cfg.limit]
-    return data
+    return narrow(data, validation_subjects=cfg.validation_subjects, limit=cfg.limit)
 
 
 def load_stream_source(cfg: SourceConfig) -> StreamDataset:
@@ -154,6 +155,7 @@ def data_source(cfg: SourceConfig, data: SkeletonDataset, *, fps: float | None) 
         benchmark=data.benchmark if named_splits else cfg.benchmark,
         options=dict(cfg.options),
         limit=cfg.limit,
+        validation_subjects=cfg.validation_subjects,
         layout=data.layout,
         fps=fps or data.fps or DEFAULT_FPS,
         name=data.name,

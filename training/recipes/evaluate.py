@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from skeleton.clip import WindowSpec, inference_window
 from training.checkpoints import ClassifierCheckpoint, DataSource
-from training.data.types import SkeletonDataset
+from training.data.types import SkeletonDataset, narrow
 from training.model.heads import Classifier, build_classifier
 from training.recipes.plots import plot_confusion
 
@@ -92,9 +92,14 @@ def load_source(source: DataSource, *, data_root: Path | None = None, streams: b
             f"cannot load {where} ({source.benchmark or 'default split'}): {err}; pass the data's "
             "location (evaluate: --dataset/--root, export: --data-root)"
         ) from err
-    if source.limit is not None:
-        data.train, data.test = data.train[: source.limit], data.test[: source.limit]
-    return data
+    if streams:
+        if source.validation_subjects:
+            raise EvaluationError(f"{where}: validation_subjects apply to trimmed clips only")
+        if source.limit is not None:
+            data.train, data.test = data.train[: source.limit], data.test[: source.limit]
+        return data
+    assert isinstance(data, SkeletonDataset)
+    return narrow(data, validation_subjects=source.validation_subjects, limit=source.limit)
 
 
 def check_fits(meta: ClassifierCheckpoint, data: SkeletonDataset, checkpoint: Path) -> None:
@@ -194,7 +199,14 @@ def evaluate_checkpoint(
     source = meta.source
     changes: dict[str, Any] = {}
     if dataset is not None and dataset != source.dataset:
-        changes.update(dataset=dataset, root=None, options={}, benchmark=None, limit=None)
+        changes.update(
+            dataset=dataset,
+            root=None,
+            options={},
+            benchmark=None,
+            limit=None,
+            validation_subjects=(),
+        )
     if root is not None:
         changes["root"] = str(Path(root).resolve())
     if benchmark is not None:
