@@ -51,7 +51,7 @@ from skeleton.card import ModelCard
 from skeleton.clip import inference_window
 from skeleton.layouts import convert
 from training.data.registry import load_dataset, load_streams
-from training.data.streams import Stream, background_starts, class_lookup
+from training.data.streams import Stream, class_lookup
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -260,37 +260,14 @@ def trimmed_top1(engine: InferenceEngine, dataset: str) -> float:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
-def utd_background(chunks: int, seed: int = 0) -> list[NDArray[np.float32]]:
-    """``chunks`` pieces of GAP_S seconds of PKU-MMD cross-subject test-video background (no
-    instance), first person, in utd20 joints and axes."""
-    data = load_streams("pku-mmd", benchmark="xsub")
-    length = int(GAP_S * FPS)
-    pieces = [
-        convert(video.data[:1, start : start + length], "ntu25", "utd20")
-        for video in data.test
-        for start in background_starts(video, length)
-    ]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pieces))
-    return [pieces[order[i % len(pieces)]] for i in range(chunks)]
-
-
-def utd_streams(per_stream: int = 27) -> tuple[list[Any], list[Any]]:
-    """Streams of UTD-MHAD test clips, each clip followed by GAP_S s of background; with the
-    per-frame truth (class index in the UTD-MHAD label order; 27 = none)."""
-    data = load_dataset("utd-mhad")
-    clips, none = data.test, len(data.classes)
-    gaps = utd_background(len(clips) + 1)
-    streams, truths = [], []
-    for first in range(0, len(clips), per_stream):
-        parts, truth = [gaps[first]], [np.full(gaps[first].shape[1], none)]
-        for i, sample in enumerate(clips[first : first + per_stream]):
-            gap = gaps[first + i + 1]
-            parts += [sample.data, gap]
-            truth += [np.full(sample.data.shape[1], sample.label), np.full(gap.shape[1], none)]
-        streams.append(np.concatenate(parts, axis=1))
-        truths.append(np.concatenate(truth))
-    return streams, truths
+def utd_streams() -> tuple[list[Any], list[Any]]:
+    """Streams of UTD-MHAD test clips, each clip followed by GAP_S s of PKU-MMD cross-subject
+    test-video background (the dataset ``spliced``); with the per-frame truth (class index in
+    the UTD-MHAD label order; 27 = none)."""
+    data = load_streams("spliced", benchmark="xsub", gap_s=GAP_S, per_stream=27, seed=0)
+    none = len(data.classes)
+    truths = [np.where(s.frame_labels() == 0, none, s.frame_labels() - 1) for s in data.test]
+    return [s.data for s in data.test], truths
 
 
 def gesture_rows(

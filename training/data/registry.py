@@ -131,6 +131,18 @@ def _folder_stream_clips(
     )
 
 
+def _spliced_streams(root: Path, benchmark: str | None, **options: Any) -> StreamDataset:
+    from training.data.spliced import load_spliced_streams
+
+    return load_spliced_streams(root, benchmark, **options)
+
+
+def _spliced_clips(root: Path, benchmark: str | None, **options: Any) -> SkeletonDataset:
+    from training.data.streams import instance_clips
+
+    return instance_clips(_spliced_streams(root, benchmark, **options))
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     loader: Callable[..., SkeletonDataset]
@@ -184,6 +196,14 @@ DATASETS: dict[str, DatasetEntry] = {
         None,
         "your own untrimmed recordings + label files + streams.csv",
         streams=_folder_streams,
+    ),
+    "spliced": DatasetEntry(
+        _spliced_clips,
+        (),
+        ("clips", "background", "background_benchmark", "gap_s", "per_stream", "seed"),
+        lambda d, b, o: d,
+        "one dataset's trimmed clips between another's background (root: the data root)",
+        streams=_spliced_streams,
     ),
 }
 

@@ -207,16 +207,13 @@ def usable_ends(stream: Stream, length: int, min_present: int) -> NDArray[np.boo
 
 def background_starts(stream: Stream, length: int) -> list[int]:
     """Starts of non-overlapping pieces of ``length`` frames, taken greedily from the start,
-    that lie in no instance and show the first person in every frame."""
+    that lie in no instance and show the first person in every frame: in every run of such
+    frames, one piece after another from the run's first frame."""
     free = (stream.frame_labels() == NONE_LABEL) & (stream.data[0] != 0).any(axis=(1, 2))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
     starts: list[int] = []
-    start = 0
-    while start + length <= stream.frames:
-        if free[start : start + length].all():
-            starts.append(start)
-            start += length
-        else:
-            start += 1
+    for first, end in zip(edges[::2], edges[1::2], strict=True):
+        starts.extend(range(int(first), int(end) - length + 1, length))
     return starts
 
 
