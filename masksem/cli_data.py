@@ -123,7 +123,7 @@ def _table(stats: dict[str, Any]) -> str:
 @data_app.command("stats")
 def stats_command(
     dataset: str = typer.Argument(
-        ..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd, folder or folder-streams."
+        ..., help="utd-mhad, nw-ucla, sbu, ntu, pku-mmd, folder, folder-streams or spliced."
     ),
     root: Path | None = typer.Option(
         None,
@@ -142,7 +142,7 @@ def stats_command(
     ),
 ) -> None:
     """Count sequences, classes, subjects, joints and the split of a dataset; for untrimmed
-    recordings (pku-mmd, folder-streams): videos, frames, background share, instances per
+    recordings (pku-mmd, folder-streams, spliced): videos, frames, background share, instances per
     class."""
     from training.data.errors import CorruptSampleError, DatasetError
     from training.data.registry import has_streams, load_dataset, load_streams

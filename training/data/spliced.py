@@ -80,11 +80,19 @@ def splice(
     return streams
 
 
-def gap_lengths(count: int, gap_s: float | Sequence[float], fps: float, seed: int) -> list[int]:
+def gap_lengths(
+    count: int, gap_s: float | str | Sequence[float], fps: float, seed: int
+) -> list[int]:
     """``count`` gap lengths in frames: ``gap_s`` seconds each, or drawn uniformly from the
-    range ``[low, high]`` it gives."""
-    low, high = (gap_s, gap_s) if isinstance(gap_s, int | float) else tuple(gap_s)
-    if not 0 < low <= high:
+    range ``[low, high]`` it gives (a list, or from the command line "4" or "1,5")."""
+    try:
+        if isinstance(gap_s, str):
+            gap_s = [float(v) for v in gap_s.strip("[]() ").split(",")]
+        bounds = [float(gap_s)] if isinstance(gap_s, int | float) else [float(v) for v in gap_s]
+    except (TypeError, ValueError):
+        bounds = []
+    low, high = (bounds * 2)[:2] if len(bounds) in (1, 2) else (0.0, 0.0)
+    if len(bounds) not in (1, 2) or not 0 < low <= high:
         raise DatasetError(f"gap_s must be seconds > 0 or a range [low, high]; got {gap_s!r}")
     if low == high:
         return [round(low * fps)] * count
@@ -98,7 +106,7 @@ def load_spliced_streams(
     clips: str = "utd-mhad",
     background: str = "pku-mmd",
     background_benchmark: str = "xsub",
-    gap_s: float | Sequence[float] = 4.0,
+    gap_s: float | str | Sequence[float] = 4.0,
     per_stream: int | str = 27,
     seed: int | str = 0,
 ) -> StreamDataset:
@@ -131,7 +139,7 @@ def spliced_streams(
     trimmed: SkeletonDataset,
     videos: StreamDataset,
     *,
-    gap_s: float | Sequence[float],
+    gap_s: float | str | Sequence[float],
     per_stream: int,
     seed: int,
 ) -> StreamDataset:

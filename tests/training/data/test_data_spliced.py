@@ -68,9 +68,11 @@ def test_gap_lengths_are_fixed_or_drawn_from_the_range() -> None:
     assert gap_lengths(3, 4.0, 30.0, seed=0) == [120, 120, 120]
     drawn = gap_lengths(500, [1.0, 5.0], 30.0, seed=0)
     assert min(drawn) >= 30 and max(drawn) <= 150 and len(set(drawn)) > 50
-    assert drawn == gap_lengths(500, [1.0, 5.0], 30.0, seed=0)
+    assert drawn == gap_lengths(500, [1.0, 5.0], 30.0, seed=0) == gap_lengths(500, "1,5", 30.0, 0)
     with pytest.raises(DatasetError, match="gap_s"):
         gap_lengths(3, [5.0, 1.0], 30.0, seed=0)
+    with pytest.raises(DatasetError, match="gap_s"):
+        gap_lengths(3, "four", 30.0, seed=0)
 
 
 def test_a_bad_option_is_a_dataset_error(data_root: Path) -> None:
