@@ -13,7 +13,7 @@ from training.data.registry import DATASETS, data_root, load_dataset
 def test_unknown_dataset_lists_the_known_names() -> None:
     with pytest.raises(DatasetError) as caught:
         load_dataset("kinetics", Path("."))
-    names = {"utd-mhad", "nw-ucla", "sbu", "ntu", "pku-mmd", "folder", "folder-streams"}
+    names = {"utd-mhad", "nw-ucla", "sbu", "ntu", "pku-mmd", "folder", "folder-streams", "spliced"}
     for name in names:
         assert name in str(caught.value)
     assert set(DATASETS) == names
