@@ -30,7 +30,7 @@ def test_the_shipped_encoder_is_small_and_says_what_it_was_trained_on() -> None:
     assert all(not k.startswith(("decoder.", "teacher.")) for k in weights)
 
 
-@pytest.mark.parametrize("recipe", ["utd_finetune", "utd_gesture"])
+@pytest.mark.parametrize("recipe", ["utd_finetune", "utd_gesture", "utd_gesture_streams"])
 def test_it_loads_into_the_fine_tuning_recipes_on_utd20_and_ucla20(recipe: str) -> None:
     model = load_config(recipe, ClassifyRecipe).model
     weights, sha = load_encoder(ENCODER, model, "utd20")

@@ -51,6 +51,7 @@ from training.recipes.stream_data import (
     StreamWindows,
     calibrate_threshold,
     fixed_windows,
+    instance_samples,
     stream_windows,
 )
 
@@ -322,7 +323,7 @@ def run_classify(
     stop_after_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a classifier and evaluate it on the test split; returns metrics."""
-    from training.data.feeder import SkeletonFeeder
+    from training.data.feeder import PooledFeeder, SkeletonFeeder
 
     seed_everything(recipe.loop.seed + ctx.rank)
     windows = None
@@ -346,6 +347,11 @@ def run_classify(
     train: Dataset[Any] = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
     if windows is not None and recipe.stream is not None:
         train = StreamWindowFeeder(windows, recipe.stream, window, seed=recipe.loop.seed)
+        if recipe.stream.instance_clips:
+            clips = SkeletonFeeder(
+                instance_samples(windows), window, train=True, seed=recipe.loop.seed + 1
+            )
+            train = PooledFeeder([train, clips])
     test = SkeletonFeeder(data.test, window, train=False)
     classifier = build_classifier(
         recipe.model, recipe.kind, len(data.classes), dropout=recipe.dropout, hidden=recipe.hidden

@@ -53,6 +53,10 @@ class StreamTraining(BaseModel):
     eval_stride: int = Field(15, ge=1)  # frames between evaluation windows
     calibration_share: float = Field(0.1, ge=0.0, lt=1.0)  # training videos held out
     false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # calibration target, per window
+    # also train on the training videos' action instances as whole clips (cropped and resized
+    # like trimmed clips), each once per epoch: the model then also knows a clip given whole
+    # (REST, the trimmed evaluation), not only the windows a stream cuts
+    instance_clips: bool = False
 
 
 class StreamPretraining(BaseModel):
@@ -261,6 +265,19 @@ class StreamWindowFeeder(RandomStreamWindows):
 
     def label(self, stream_index: int, end: int) -> int:
         return int(self.labels[stream_index][end])
+
+
+def instance_samples(windows: StreamWindows) -> list[Sample]:
+    """The action instances of the training videos (the calibration videos' left out) as whole
+    clips labelled with their model class; an instance in which nobody shows is left out."""
+    samples = []
+    for stream in windows.train_streams:
+        for n, interval in enumerate(stream.instances):
+            clip = stream.data[:, interval.start : interval.end]
+            if clip.any():
+                label = int(windows.lookup[interval.label + 1])
+                samples.append(Sample(f"{stream.name}#{n}", clip, label, stream.subject))
+    return samples
 
 
 def lookup_labels(stream: Stream, lookup: NDArray[np.int64], tail: int) -> NDArray[np.int64]:

@@ -14,6 +14,7 @@ from training.data.registry import load_dataset, load_streams
 from training.data.spliced import gap_lengths, spliced_streams
 from training.data.streams import NONE_LABEL, Stream, StreamDataset
 from training.data.types import SkeletonDataset
+from training.recipes.stream_data import StreamTraining, instance_samples, stream_windows
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,24 @@ def test_a_bad_option_is_a_dataset_error(data_root: Path) -> None:
         load_streams("spliced", per_stream=0)
     with pytest.raises(DatasetError, match="does not take"):
         load_streams("spliced", gap=3)
+
+
+def test_instance_clips_are_the_training_clips_of_the_streams_trained_on(
+    utd: SkeletonDataset, spliced: StreamDataset
+) -> None:
+    """A stream recipe with instance_clips also trains on every clip of its training videos,
+    whole and with its own label, and on none of the videos held out for calibration."""
+    cfg = StreamTraining(window_s=64 / 30, calibration_share=0.1, instance_clips=True)
+    windows = stream_windows(spliced, cfg, seed=0)
+    clips = instance_samples(windows)
+    held_out = {i.start for s in windows.calibration_streams for i in s.instances}
+    assert windows.calibration_streams and held_out
+    expected = [
+        sample for sample, (stream, *_) in zip(utd.train, instances_in_order(spliced.train),
+                                                strict=True)
+        if stream not in windows.calibration_streams
+    ]  # fmt: skip
+    assert len(clips) == len(expected) < len(utd.train)
+    for clip, sample in zip(clips, expected, strict=True):
+        assert clip.label == sample.label  # utd-mhad's classes, in its order: no class is none
+        np.testing.assert_array_equal(clip.data, sample.data)
