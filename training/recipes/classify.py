@@ -105,6 +105,11 @@ class ClassifyRecipe(BaseModel):
             raise ValueError("stream training has its own none class: drop none_data")
         if self.stream is not None and (self.feature_views or self.label_fraction < 1.0):
             raise ValueError("stream training takes neither feature_views nor label_fraction")
+        if self.stream is not None and self.data.validation_subjects:
+            raise ValueError(
+                "stream training evaluates on the test videos: data.validation_subjects holds "
+                "out trimmed clips only"
+            )
         return self
 
 
