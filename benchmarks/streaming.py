@@ -266,7 +266,8 @@ def utd_streams() -> tuple[list[Any], list[Any]]:
     the UTD-MHAD label order; 27 = none)."""
     data = load_streams("spliced", benchmark="xsub", gap_s=GAP_S, per_stream=27, seed=0)
     none = len(data.classes)
-    truths = [np.where(s.frame_labels() == 0, none, s.frame_labels() - 1) for s in data.test]
+    labels = [s.frame_labels().astype(np.int64) for s in data.test]
+    truths = [np.where(frame == 0, none, frame - 1) for frame in labels]
     return [s.data for s in data.test], truths
 
 

@@ -119,6 +119,18 @@ def _parse_skeleton_lines(lines: list[str], path: Path) -> RawSkeleton:
             )
         return parse_int(tokens[0], path, line=pos, field=field_name)
 
+    def fields(what: str, names: tuple[str, ...], field_name: str) -> list[str]:
+        """The next line, which must hold one token per name of ``names``."""
+        tokens = next_tokens(what)
+        if len(tokens) != len(names):
+            raise MalformedLineError(
+                path,
+                f"{what} has {len(tokens)} fields, expected {len(names)}",
+                line=pos,
+                field=field_name,
+            )
+        return tokens
+
     if text_empty:
         raise EmptySequenceError(path, "the file is empty", line=1, field="frameCount")
     frame_count = single(next_tokens("the frame count"), "frameCount")
@@ -142,15 +154,7 @@ def _parse_skeleton_lines(lines: list[str], path: Path) -> RawSkeleton:
             continue
         for b in range(num_bodies):
             body_where = f"body {b + 1} of {where}"
-            info = next_tokens(f"the info line of {body_where}")
-            if len(info) != len(BODY_FIELDS):
-                raise MalformedLineError(
-                    path,
-                    f"the info line of {body_where} has {len(info)} fields, expected "
-                    f"{len(BODY_FIELDS)}",
-                    line=pos,
-                    field="body info",
-                )
+            info = fields(f"the info line of {body_where}", BODY_FIELDS, "body info")
             parse_int(info[0], path, line=pos, field="bodyID")
             parse_floats(info[1:], path, lines=[pos], fields=BODY_FIELDS[1:])
             joints = single(next_tokens(f"the joint count of {body_where}"), "jointCount")
@@ -162,15 +166,7 @@ def _parse_skeleton_lines(lines: list[str], path: Path) -> RawSkeleton:
                     field="jointCount",
                 )
             for j in range(NTU_JOINTS):
-                tokens = next_tokens(f"joint {j + 1} of {body_where}")
-                if len(tokens) != len(JOINT_FIELDS):
-                    raise MalformedLineError(
-                        path,
-                        f"joint {j + 1} of {body_where} has {len(tokens)} fields, expected "
-                        f"{len(JOINT_FIELDS)}",
-                        line=pos,
-                        field=f"joint {j + 1}",
-                    )
+                tokens = fields(f"joint {j + 1} of {body_where}", JOINT_FIELDS, f"joint {j + 1}")
                 joint_tokens.extend(tokens)
                 joint_lines.append(pos)
             appearances.append((info[0], valid_frames))

@@ -91,9 +91,11 @@ def gap_lengths(
         bounds = [float(gap_s)] if isinstance(gap_s, int | float) else [float(v) for v in gap_s]
     except (TypeError, ValueError):
         bounds = []
-    low, high = (bounds * 2)[:2] if len(bounds) in (1, 2) else (0.0, 0.0)
-    if len(bounds) not in (1, 2) or not 0 < low <= high:
+    if len(bounds) == 1:
+        bounds *= 2
+    if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
         raise DatasetError(f"gap_s must be seconds > 0 or a range [low, high]; got {gap_s!r}")
+    low, high = bounds
     if low == high:
         return [round(low * fps)] * count
     drawn = np.random.default_rng(seed + 1).uniform(low, high, size=count)

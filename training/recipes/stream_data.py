@@ -10,6 +10,7 @@ so it never sees the test split and is not fitted on windows the model was train
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from training.data.streams import (
     WindowEnds,
     causal_labels,
     class_lookup,
+    instance_clips,
     usable_ends,
     window_bounds,
 )
@@ -269,15 +271,14 @@ class StreamWindowFeeder(RandomStreamWindows):
 
 def instance_samples(windows: StreamWindows) -> list[Sample]:
     """The action instances of the training videos (the calibration videos' left out) as whole
-    clips labelled with their model class; an instance in which nobody shows is left out."""
-    samples = []
-    for stream in windows.train_streams:
-        for n, interval in enumerate(stream.instances):
-            clip = stream.data[:, interval.start : interval.end]
-            if clip.any():
-                label = int(windows.lookup[interval.label + 1])
-                samples.append(Sample(f"{stream.name}#{n}", clip, label, stream.subject))
-    return samples
+    clips (streams.instance_clips) labelled with their model class."""
+    videos = StreamDataset(
+        windows.dataset.name, windows.dataset.layout, [], windows.train_streams, []
+    )
+    return [
+        dataclasses.replace(clip, label=int(windows.lookup[clip.label + 1]))
+        for clip in instance_clips(videos).train
+    ]
 
 
 def lookup_labels(stream: Stream, lookup: NDArray[np.int64], tail: int) -> NDArray[np.int64]:

@@ -18,6 +18,7 @@ from training.data.registry import data_root, load_streams
 from training.data.streams import (
     Interval,
     Stream,
+    background_starts,
     causal_labels,
     class_lookup,
     sample_window_ends,
@@ -240,3 +241,15 @@ def test_the_classes_option_keeps_the_eight_interactions_relabelled_in_its_order
         load_dataset("pku-mmd", classes=["flying"])
     with pytest.raises(DatasetError, match="stream.classes"):
         load_streams("pku-mmd", classes=INTERACTIONS)
+
+
+def test_background_pieces_are_cut_greedily_from_every_run_outside_instances() -> None:
+    """Hand-worked: 20 frames, an instance over frames 5-7, the person absent at frame 15. Free
+    runs are 0-4, 8-14 and 16-19; pieces of 3 frames start at 0, 8 and 11 (the run's first
+    frame, then every 3), and 16."""
+    data = np.ones((1, 20, 25, 3), dtype=np.float32)
+    data[0, 15] = 0.0
+    stream = Stream("hand", data, (Interval(0, 5, 8),))
+    assert background_starts(stream, 3) == [0, 8, 11, 16]
+    assert background_starts(stream, 5) == [0, 8]
+    assert background_starts(stream, 8) == []
