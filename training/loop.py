@@ -137,8 +137,19 @@ def _write_logs(out: Path, history: list[dict[str, float]]) -> None:
     (out / "history.json").write_text(json.dumps(history, indent=1))
 
 
-# Loop fields that may change between a run and its resumption: they do not change the result.
-RESUMABLE_CHANGES = frozenset({"threads", "num_workers", "checkpoint_every"})
+# Recipe fields that may change between a run and its resumption: they do not change the
+# training (the calibration targets act after it: rerun a finished run to recalibrate its rule).
+RESUMABLE_CHANGES = frozenset(
+    {
+        "loop.threads",
+        "loop.num_workers",
+        "loop.checkpoint_every",
+        "false_alarm_rate",
+        "stream.false_alarm_rate",
+        "stream.false_alarms_per_min",
+        "stream.calibration_stride",
+    }
+)
 
 
 def recipe_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -149,12 +160,14 @@ def recipe_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str =
     for key in sorted(current):
         name = f"{prefix}{key}"
         old, new = saved.get(key), current[key]
+        if name in RESUMABLE_CHANGES:
+            continue
         if key not in saved:
             if new not in (None, False, [], {}):
                 changed.append(name)
         elif isinstance(old, dict) and isinstance(new, dict):
             changed += recipe_changes(old, new, f"{name}.")
-        elif old != new and not (prefix == "loop." and key in RESUMABLE_CHANGES):
+        elif old != new:
             changed.append(name)
     return changed
 

@@ -80,6 +80,24 @@ def splice(
     return streams
 
 
+def interleaved(clips: Sequence[Sample], seed: int) -> list[Sample]:
+    """``clips`` in rounds, each round one clip of every class (its classes in random order),
+    the clips of a class taken in random order: a stream of as many clips as there are classes
+    then holds each class once, like a session in which any gesture may come next, and holding
+    out a few streams (a calibration split) takes a few clips of every class, never most clips of
+    a few."""
+    rng = np.random.default_rng(seed + 2)
+    order = rng.permutation(len(clips))
+    seen: dict[int, int] = {}
+    rounds = []
+    for i in order:
+        label = clips[i].label
+        rounds.append(seen.get(label, 0))
+        seen[label] = rounds[-1] + 1
+    within = rng.random(len(clips))
+    return [clips[order[j]] for j in sorted(range(len(order)), key=lambda j: (rounds[j], within[j]))]
+
+
 def gap_lengths(
     count: int, gap_s: float | str | Sequence[float], fps: float, seed: int
 ) -> list[int]:
@@ -145,7 +163,8 @@ def spliced_streams(
     per_stream: int,
     seed: int,
 ) -> StreamDataset:
-    """``trimmed``'s clips spliced between the background of ``videos``, split by split."""
+    """``trimmed``'s clips spliced between the background of ``videos``, split by split, in
+    the order ``interleaved`` gives."""
     fps = trimmed.fps or 30.0
     if abs(videos.fps - fps) > 1e-6:
         raise DatasetError(
@@ -161,7 +180,7 @@ def spliced_streams(
         gaps = background_gaps(
             background_videos, videos.layout, trimmed.layout, persons, lengths, seed
         )
-        return splice(samples, gaps, per_stream, f"{trimmed.name}-{part}")
+        return splice(interleaved(samples, seed), gaps, per_stream, f"{trimmed.name}-{part}")
 
     return StreamDataset(
         name=f"{trimmed.name} + {videos.name} background",

@@ -49,6 +49,7 @@ from training.recipes.stream_data import (
     StreamTraining,
     StreamWindowFeeder,
     StreamWindows,
+    calibrate_per_minute,
     calibrate_threshold,
     fixed_windows,
     instance_samples,
@@ -268,12 +269,13 @@ def calibrate_on(
     classifier: Classifier,
     samples: list[Sample],
     spec: WindowSpec,
+    recipe: ClassifyRecipe,
     none: int,
-    false_alarm_rate: float,
     device: torch.device,
 ) -> dict[str, Any] | None:
     """The card's decision rule from ``samples`` (held out from training where the recipe can
-    hold any out); None without samples."""
+    hold any out); None without samples. A stream recipe with ``false_alarms_per_min`` counts
+    false alarms per background minute over its calibration videos' windows, in order."""
     from training.data.feeder import SkeletonFeeder
 
     if not samples:
@@ -281,14 +283,20 @@ def calibrate_on(
     logits = predict(classifier, SkeletonFeeder(samples, spec, train=False), device)
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = np.array([s.label for s in samples])
-    return calibrate_threshold(probs, labels, none, false_alarm_rate)
+    stream = recipe.stream
+    if stream is None or stream.false_alarms_per_min is None:
+        rate = recipe.false_alarm_rate if stream is None else stream.false_alarm_rate
+        return calibrate_threshold(probs, labels, none, rate)
+    _, video = np.unique([s.name.rsplit("@", 1)[0] for s in samples], return_inverse=True)
+    window_s = stream.calibration_stride / (recipe.fps or DEFAULT_FPS)
+    return calibrate_per_minute(probs, labels, video, none, stream.false_alarms_per_min, window_s)
 
 
 def stream_calibration(windows: StreamWindows, cfg: StreamTraining) -> list[Sample]:
-    """Windows of the held-out training videos, every ``eval_stride`` frames."""
+    """Windows of the held-out training videos, every ``calibration_stride`` frames."""
     return fixed_windows(
         windows.calibration_streams, windows.lookup, windows.window_frames, cfg.tail_frames,
-        cfg.eval_stride, min_frames=min(MIN_PRESENT_FRAMES, windows.window_frames),
+        cfg.calibration_stride, min_frames=min(MIN_PRESENT_FRAMES, windows.window_frames),
     )  # fmt: skip
 
 
@@ -382,9 +390,8 @@ def run_classify(
     report = task.last_eval or evaluate_on(classifier, data, window, ctx.device)
     decision = None
     if calibration:
-        rate = recipe.stream.false_alarm_rate if recipe.stream else recipe.false_alarm_rate
         none = len(data.classes) - 1
-        decision = calibrate_on(classifier, calibration, window, none, rate, ctx.device)
+        decision = calibrate_on(classifier, calibration, window, recipe, none, ctx.device)
         if decision is not None and windows is not None:
             decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
         log.info("decision rule calibrated on training-split data: %s", decision)

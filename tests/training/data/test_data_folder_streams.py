@@ -367,3 +367,16 @@ def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path:
     assert meta.decision is not None
     assert meta.decision["calibration_videos"][0] in {"0036-L", "0036-M", "0206-R"}
     assert meta.source.dataset == "folder-streams" and meta.source.root == str(folder.resolve())
+    assert meta.decision["target_false_alarm_rate"] == 0.05
+    # a new false-alarm target recalibrates the finished run when it is run again: no training
+    per_minute = recipe.model_copy(
+        update={"stream": recipe.stream.model_copy(update={"false_alarms_per_min": 0.5})}
+    )
+    again = run_classify(per_minute, tmp_path / "run", cpu)
+    assert again["epochs_run"] == 1 and again["top1"] == metrics["top1"]
+    _, recalibrated = load_classifier(tmp_path / "run" / "classifier.pt")
+    rule = recalibrated.decision
+    assert rule is not None and rule["target_false_alarms_per_min"] == 0.5
+    assert rule["background_false_alarms_per_min"] <= 0.5
+    held_out = pku_stream(rule["calibration_videos"][0]).frames
+    assert rule["calibration_windows"] <= len(range(7, held_out, 4))  # every 4 frames

@@ -11,7 +11,7 @@ import pytest
 from skeleton.layouts import convert
 from training.data.errors import DatasetError
 from training.data.registry import load_dataset, load_streams
-from training.data.spliced import gap_lengths, spliced_streams
+from training.data.spliced import gap_lengths, interleaved, spliced_streams
 from training.data.streams import NONE_LABEL, Stream, StreamDataset
 from training.data.types import SkeletonDataset
 from training.recipes.stream_data import StreamTraining, instance_samples, stream_windows
@@ -45,7 +45,9 @@ def test_every_clip_is_one_instance_in_order_and_each_split_keeps_its_own(
     for clips, streams, videos in sides:
         placed = instances_in_order(streams)
         assert len(placed) == len(clips)
-        for sample, (stream, label, start, end) in zip(clips, placed, strict=True):
+        ordered = interleaved(clips, seed=3)
+        assert sorted(s.name for s in ordered) == sorted(s.name for s in clips)
+        for sample, (stream, label, start, end) in zip(ordered, placed, strict=True):
             assert label == sample.label
             np.testing.assert_array_equal(stream.data[:, start:end], sample.data)
         # the background is the split's own: the first gap of the first stream is a piece of
@@ -63,6 +65,17 @@ def test_every_clip_is_one_instance_in_order_and_each_split_keeps_its_own(
             if found:
                 break
         assert found
+
+
+def test_a_stream_of_as_many_clips_as_classes_holds_every_class_once(
+    spliced: StreamDataset, utd: SkeletonDataset
+) -> None:
+    """So a stream held out for calibration takes a clip of each class, not a few classes' clips
+    (UTD-MHAD's training split has 16 clips of each class, 15 of one: the last stream lacks it)."""
+    for stream in spliced.train[:-1] + spliced.test[:-1]:
+        assert sorted(i.label for i in stream.instances) == list(range(27))
+    orders = [[s.name for s in interleaved(utd.train, seed)] for seed in (0, 1)]
+    assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
 
 
 def test_gap_lengths_are_fixed_or_drawn_from_the_range() -> None:
@@ -94,8 +107,8 @@ def test_instance_clips_are_the_training_clips_of_the_streams_trained_on(
     held_out = {i.start for s in windows.calibration_streams for i in s.instances}
     assert windows.calibration_streams and held_out
     expected = [
-        sample for sample, (stream, *_) in zip(utd.train, instances_in_order(spliced.train),
-                                                strict=True)
+        sample for sample, (stream, *_) in zip(interleaved(utd.train, seed=3),
+                                                instances_in_order(spliced.train), strict=True)
         if stream not in windows.calibration_streams
     ]  # fmt: skip
     assert len(clips) == len(expected) < len(utd.train)

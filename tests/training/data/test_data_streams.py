@@ -28,7 +28,9 @@ from training.recipes.classify import ClassifyRecipe
 from training.recipes.stream_data import (
     StreamTraining,
     StreamWindowFeeder,
+    calibrate_per_minute,
     calibrate_threshold,
+    false_alarm_runs,
     split_calibration,
     stream_windows,
 )
@@ -218,6 +220,38 @@ def test_calibration_keeps_false_alarms_under_the_target() -> None:
     lower = (top != none) & (confidence >= rule["threshold"] - 0.01)
     assert lower[:200].mean() > 0.05  # the lowest threshold that meets the target
     assert rule["action_window_recall"] == pytest.approx(shown[200:].mean())
+
+
+def test_false_alarms_are_runs_of_one_action_over_no_window_of_it() -> None:
+    none = 2
+    labels = np.array([2, 2, 2, 2, 0, 0, 2, 2, 2, 2])
+    shown = np.array([1, 1, 2, 1, 0, 0, 0, 0, 0, 1])
+    video = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    # runs: [1, 1] alarm; [1] alarm; [0, 0, 0, 0] overlaps its action; then, in the next
+    # video, [0] alarm and [1] alarm
+    assert false_alarm_runs(shown, labels, video, none) == 4
+    # in one video the last [0] joins the run over the action's windows
+    assert false_alarm_runs(shown, labels, np.zeros(10, dtype=int), none) == 3
+
+
+def test_per_minute_calibration_takes_the_lowest_threshold_under_the_target() -> None:
+    """Hand-worked: one minute of background windows (60 at 1 s) with four flickers of action
+    1, three at probability 0.6 and one at 0.9, then 20 windows of action 0 at 0.95."""
+    none, probs = 2, np.tile([0.05, 0.05, 0.9], (80, 1))
+    labels = np.array([none] * 60 + [0] * 20)
+    for start, p in ((5, 0.6), (20, 0.6), (35, 0.6), (50, 0.9)):
+        probs[start : start + 2] = [0.0, p, 1.0 - p]
+    probs[60:] = [0.95, 0.0, 0.05]
+    video = np.zeros(80, dtype=int)
+    rule = calibrate_per_minute(probs, labels, video, none, 1.0, window_s=1.0)
+    assert rule["threshold"] == 0.61 and rule["background_false_alarms_per_min"] == 1.0
+    assert rule["action_window_recall"] == 1.0 and rule["calibration_background_minutes"] == 1.0
+    assert calibrate_per_minute(probs, labels, video, none, 4.0, 1.0)["threshold"] == 0.0
+    strict = calibrate_per_minute(probs, labels, video, none, 0.5, 1.0)
+    assert strict["threshold"] == 0.91 and strict["background_false_alarms_per_min"] == 0.0
+    # at 2 s a window the same windows hold 2 minutes of background: 4 alarms are 2 a minute
+    assert calibrate_per_minute(probs, labels, video, none, 2.0, 2.0)["threshold"] == 0.0
+    assert calibrate_per_minute(probs, labels, video, none, 1.5, 2.0)["threshold"] == 0.61
 
 
 # the eight interactions of the shipped interaction model's recipe
