@@ -95,7 +95,9 @@ def interleaved(clips: Sequence[Sample], seed: int) -> list[Sample]:
         rounds.append(seen.get(label, 0))
         seen[label] = rounds[-1] + 1
     within = rng.random(len(clips))
-    return [clips[order[j]] for j in sorted(range(len(order)), key=lambda j: (rounds[j], within[j]))]
+    return [
+        clips[order[j]] for j in sorted(range(len(order)), key=lambda j: (rounds[j], within[j]))
+    ]
 
 
 def gap_lengths(
