@@ -1,6 +1,7 @@
 """The pre-trained encoder in models/ is what `masksem finetune --pretrained` takes: it loads
-into the shipped fine-tuning recipes (utd_finetune, and utd_gesture, the default model's), maps
-onto NW-UCLA's joint order, and a fine-tuning run starts from it."""
+into the shipped fine-tuning recipes (utd_finetune, utd_gesture, and utd_gesture_streams, the
+default model's), maps onto NW-UCLA's joint order, a fine-tuning run starts from it, and the
+default model was fine-tuned from it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def test_the_shipped_encoder_is_small_and_says_what_it_was_trained_on() -> None:
     assert meta.source.dataset == "utd-mhad" and meta.source.benchmark == "xsub"
     assert meta.recipe["name"] == "utd-masksem" and meta.epochs == 40
     assert all(not k.startswith(("decoder.", "teacher.")) for k in weights)
+
+
+def test_the_default_model_is_fine_tuned_from_the_shipped_encoder() -> None:
+    card = json.loads((ENCODER.parent / "default.card.json").read_text())
+    assert card["training"]["pretrained_sha256"] == sha256_of(ENCODER)
+    assert card["training"]["recipe"]["name"] == "utd-gesture-streams"
 
 
 @pytest.mark.parametrize("recipe", ["utd_finetune", "utd_gesture", "utd_gesture_streams"])
