@@ -34,6 +34,7 @@ from masksem_msgs.msg import (
     SkeletonArray,
 )
 from pydantic import ValidationError
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -75,6 +76,8 @@ STOP_POLL_S = 0.1
 
 #: Depth of the event topics: events are rare, and a subscriber that lags should still get them.
 EVENT_QUEUE_DEPTH = 100
+#: Longest a departed body's topics wait for their subscribers to acknowledge the last messages.
+RETIRE_TIMEOUT_S = 2.0
 #: Latched: a subscriber that joins late gets the last message (a body's current actions).
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -133,6 +136,8 @@ class ActionNode(Node):
         self._epoch_ns: int | None = None
         self._frame_id = ""
         self._last_bodies_at = time.monotonic()
+        # a departed body's publishers, kept until their last messages are acknowledged
+        self._retiring: list[tuple[float, list[Publisher]]] = []
         self._clear = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -261,6 +266,7 @@ class ActionNode(Node):
                 # no frames come, so the core's clock stands still: move it on by the wall time
                 self._handle(self.core.evict_idle(self.core.latest + idle))
                 self.get_logger().info(f"all bodies left (no frame for {idle:.1f} s)")
+            self._retire()
 
     def _process(self, frame: Frame) -> None:
         self._last_bodies_at = time.monotonic()
@@ -400,13 +406,29 @@ class ActionNode(Node):
         return topics
 
     def _body_left(self, body_id: str) -> None:
+        """The body's topics go once their subscribers acknowledged what was sent: destroying a
+        reliable publisher right after its last publish (the body's action ended on eviction)
+        could lose that message on its way (seen in the ROS test of a body leaving)."""
         topics = self.body_topics.pop(body_id, None)
         self.open_actions.pop(body_id, None)
         if topics is not None:
-            for publisher in (topics.actions, topics.current, topics.window):
-                if publisher is not None:
-                    self.destroy_publisher(publisher)
+            publishers = [p for p in (topics.actions, topics.current, topics.window) if p]
+            self._retiring.append((time.monotonic() + RETIRE_TIMEOUT_S, publishers))
+            self._retire()
         self.get_logger().info(f"body {body_id} left")
+
+    def _retire(self, *, now: bool = False) -> None:
+        """Destroy the departed bodies' publishers whose messages are all acknowledged, or
+        whose RETIRE_TIMEOUT_S passed (a subscriber that never acknowledges holds nothing)."""
+        kept = []
+        for deadline, publishers in self._retiring:
+            acked = all(p.wait_for_all_acked(Duration(seconds=0)) for p in publishers)
+            if now or acked or time.monotonic() > deadline:
+                for publisher in publishers:
+                    self.destroy_publisher(publisher)
+            else:
+                kept.append((deadline, publishers))
+        self._retiring = kept
 
     def _forget_bodies(self, why: str) -> None:
         """Every body has left: the core ends their actions and evicts them all (its counters
@@ -421,6 +443,7 @@ class ActionNode(Node):
         self._stop.set()
         self._wake.set()
         self._worker.join(timeout=5.0)
+        self._retire(now=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
