@@ -298,8 +298,8 @@ def gesture_rows(
         *(StreamConfig(layout="utd20", fps=FPS, event_min_s=m, **STREAM) for m in EVENT_MIN_S),
     ]
     rows = scored_variants(replayed(engine, configs), truths, engine.card, none)
-    name, top1 = engine.card.name, [trimmed_top1(engine, "utd-mhad")] * len(rows)
-    models = [name] * len(rows)
+    models = [engine.card.name] * len(rows)
+    top1 = [trimmed_top1(engine, "utd-mhad")] * len(rows)
     if baseline is not None:
         plain = [StreamConfig(layout="utd20", fps=FPS, **STREAM)]
         shown = [r[0] for r in replayed(baseline, plain)]
@@ -307,10 +307,9 @@ def gesture_rows(
                                none, FPS)  # fmt: skip
         rows[0] = {"variant": "baseline", "event_min_s": None, **scores}
         models[0], top1[0] = baseline.card.name, trimmed_top1(baseline, "utd-mhad")
-        if baseline.card.name == name:  # a model and its predecessor: told apart by version
-            models = [f"{name}@{baseline.card.version}"] + [f"{name}@{engine.card.version}"] * (
-                len(rows) - 1
-            )
+        if baseline.card.name == engine.card.name:  # a model and its predecessor: by version
+            models = [f"{m.card.name}@{m.card.version}" for m in (baseline, engine)]
+            models += [models[-1]] * (len(rows) - 2)
     out = []
     for row, model, trimmed in zip(rows, models, top1, strict=True):
         common = {"model": model, "split": "utd-streams", "persons": "actor"}

@@ -89,15 +89,12 @@ def interleaved(clips: Sequence[Sample], seed: int) -> list[Sample]:
     rng = np.random.default_rng(seed + 2)
     order = rng.permutation(len(clips))
     seen: dict[int, int] = {}
-    rounds = []
+    rounds = []  # how many clips of its class come before it in ``order``
     for i in order:
-        label = clips[i].label
-        rounds.append(seen.get(label, 0))
-        seen[label] = rounds[-1] + 1
-    within = rng.random(len(clips))
-    return [
-        clips[order[j]] for j in sorted(range(len(order)), key=lambda j: (rounds[j], within[j]))
-    ]
+        rounds.append(seen.get(clips[i].label, 0))
+        seen[clips[i].label] = rounds[-1] + 1
+    # by round, and within a round in random order
+    return [clips[order[j]] for j in np.lexsort((rng.random(len(clips)), np.array(rounds)))]
 
 
 def gap_lengths(

@@ -54,6 +54,7 @@ from training.recipes.stream_data import (
     fixed_windows,
     instance_samples,
     stream_windows,
+    window_videos,
 )
 
 log = logging.getLogger(__name__)
@@ -287,8 +288,8 @@ def calibrate_on(
     if stream is None or stream.false_alarms_per_min is None:
         rate = recipe.false_alarm_rate if stream is None else stream.false_alarm_rate
         return calibrate_threshold(probs, labels, none, rate)
-    _, video = np.unique([s.name.rsplit("@", 1)[0] for s in samples], return_inverse=True)
     window_s = stream.calibration_stride / (recipe.fps or DEFAULT_FPS)
+    video = window_videos(samples)
     return calibrate_per_minute(probs, labels, video, none, stream.false_alarms_per_min, window_s)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,13 @@ def fixed_windows(
                     Sample(f"{stream.name}@{end}", window, int(labels[end]), stream.subject)
                 )
     return samples
+
+
+def window_videos(samples: Sequence[Sample]) -> NDArray[np.int64]:
+    """Which video each window of ``fixed_windows`` (named ``video@end``) was cut from, as an
+    index: windows of one video share it."""
+    _, video = np.unique([s.name.rsplit("@", 1)[0] for s in samples], return_inverse=True)
+    return np.asarray(video, dtype=np.int64)
 
 
 def stream_windows(data: StreamDataset, cfg: StreamTraining, *, seed: int) -> StreamWindows:
@@ -304,6 +311,35 @@ def false_alarm_runs(
     return int(((shown[starts] != none) & ~hits).sum())
 
 
+def lowest_threshold(
+    probs: NDArray[np.floating],
+    labels: NDArray[np.integer],
+    none: int,
+    rate_of: Callable[[NDArray[np.int64]], float],
+    target: float,
+) -> dict[str, Any]:
+    """The card's decision rule: show the top class when it is not ``none`` and its probability
+    reaches ``threshold``, else ``none``; the threshold is the lowest on a 0.01 grid at which
+    ``rate_of(shown labels) <= target`` (the grid ends above 1, where nothing is shown). The
+    rule's recall on action windows at it is recorded beside."""
+    probs, labels = np.asarray(probs, np.float64), np.asarray(labels)
+    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    for threshold in np.round(np.arange(0.0, 1.0101, 0.01), 2):
+        shown = np.where((top != none) & (confidence >= threshold), top, none)
+        rate = rate_of(shown)
+        if rate <= target:
+            break
+    action = labels != none
+    recall = float((shown == labels)[action].mean()) if action.any() else 0.0
+    return {
+        "rule": "top_probability",
+        "threshold": float(threshold),
+        "rate": rate,
+        "action_window_recall": recall,
+        "calibration_windows": int(len(labels)),
+    }
+
+
 def calibrate_per_minute(
     probs: NDArray[np.floating],
     labels: NDArray[np.integer],
@@ -312,28 +348,22 @@ def calibrate_per_minute(
     false_alarms_per_min: float,
     window_s: float,
 ) -> dict[str, Any]:
-    """The decision rule of ``calibrate_threshold`` with its threshold the lowest on a 0.01
-    grid at which the windows (in order, one every ``window_s`` seconds of ``video``) show at
-    most ``false_alarms_per_min`` false alarms (``false_alarm_runs``) per minute of background
-    windows. Unsmoothed: the service's smoothing and hysteresis only merge flickers."""
-    probs, labels, video = np.asarray(probs, np.float64), np.asarray(labels), np.asarray(video)
-    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    action = labels != none
-    minutes = float((~action).sum()) * window_s / 60.0
-    for threshold in np.round(np.arange(0.0, 1.0101, 0.01), 2):
-        shown = np.where((top != none) & (confidence >= threshold), top, none)
-        alarms = false_alarm_runs(shown, labels, video, none)
-        rate = alarms / minutes if minutes > 0 else 0.0
-        if rate <= false_alarms_per_min:
-            break  # the grid ends above 1, where nothing is shown and the rate is 0
-    recall = float((shown == labels)[action].mean()) if action.any() else 0.0
+    """``lowest_threshold`` at which the windows (in order, one every ``window_s`` seconds of
+    ``video``) show at most ``false_alarms_per_min`` false alarms (``false_alarm_runs``) per
+    minute of background windows. Unsmoothed: the service's smoothing and hysteresis only merge
+    flickers."""
+    labels, video = np.asarray(labels), np.asarray(video)
+    minutes = float((labels == none).sum()) * window_s / 60.0
+
+    def per_minute(shown: NDArray[np.int64]) -> float:
+        return false_alarm_runs(shown, labels, video, none) / minutes if minutes > 0 else 0.0
+
+    rule = lowest_threshold(probs, labels, none, per_minute, false_alarms_per_min)
+    rate = rule.pop("rate")
     return {
-        "rule": "top_probability",
-        "threshold": float(threshold),
+        **rule,
         "background_false_alarms_per_min": rate,
-        "action_window_recall": recall,
         "target_false_alarms_per_min": false_alarms_per_min,
-        "calibration_windows": int(len(labels)),
         "calibration_background_minutes": round(minutes, 2),
     }
 
@@ -341,35 +371,18 @@ def calibrate_per_minute(
 def calibrate_threshold(
     probs: NDArray[np.floating], labels: NDArray[np.integer], none: int, false_alarm_rate: float
 ) -> dict[str, Any]:
-    """The decision rule of the card: show the top class when it is not ``none`` and its
-    probability reaches ``threshold``, else ``none``. The threshold is the lowest on a 0.01
-    grid at which at most ``false_alarm_rate`` of the background windows (label ``none``)
-    would show an action; the rule's recall on action windows at it is recorded beside."""
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    top = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
-    background = labels == none
-    action = ~background
-    chosen = None
-    for threshold in np.round(np.arange(0.0, 1.0101, 0.01), 2):
-        shown = (top != none) & (confidence >= threshold)
-        rate = float(shown[background].mean()) if background.any() else 0.0
-        if rate <= false_alarm_rate:
-            correct = shown & (top == labels)
-            recall = float(correct[action].mean()) if action.any() else 0.0
-            chosen = {
-                "rule": "top_probability",
-                "threshold": float(threshold),
-                "background_window_false_alarm_rate": rate,
-                "action_window_recall": recall,
-            }
-            break
-    if chosen is None:  # unreachable: a threshold above 1 shows nothing
-        raise ValueError("no threshold keeps the false alarms under the target")
+    """``lowest_threshold`` at which at most ``false_alarm_rate`` of the background windows
+    (label ``none``) would show an action."""
+    background = np.asarray(labels) == none
+
+    def share(shown: NDArray[np.int64]) -> float:
+        return float((shown != none)[background].mean()) if background.any() else 0.0
+
+    rule = lowest_threshold(probs, labels, none, share, false_alarm_rate)
+    rate = rule.pop("rate")
     return {
-        **chosen,
+        **rule,
+        "background_window_false_alarm_rate": rate,
         "target_false_alarm_rate": false_alarm_rate,
-        "calibration_windows": int(len(labels)),
         "calibration_background_windows": int(background.sum()),
     }

@@ -422,8 +422,11 @@ class ActionNode(Node):
         whose RETIRE_TIMEOUT_S passed (a subscriber that never acknowledges holds nothing)."""
         kept = []
         for deadline, publishers in self._retiring:
-            acked = all(p.wait_for_all_acked(Duration(seconds=0)) for p in publishers)
-            if now or acked or time.monotonic() > deadline:
+            if (
+                now
+                or time.monotonic() > deadline
+                or all(p.wait_for_all_acked(Duration(seconds=0)) for p in publishers)
+            ):
                 for publisher in publishers:
                     self.destroy_publisher(publisher)
             else:
