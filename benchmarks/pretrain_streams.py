@@ -40,7 +40,7 @@ import torch
 
 from benchmarks.nn_floor import nearest_neighbour_top1
 from benchmarks.report import publish
-from benchmarks.study import read_back_or_run
+from benchmarks.study import plot, read_back_or_run
 from training.config_io import load_config
 from training.data.registry import load_dataset
 from training.distributed import DistContext
@@ -48,6 +48,7 @@ from training.recipes.classify import ClassifyRecipe
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 RESULTS = Path(__file__).parent / "results"
+PLOT = "pretrain_streams.png"
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 # the eight interactions of the shipped interaction model's recipe
 INTERACTIONS = list(load_config("pku_interactions", ClassifyRecipe).stream.classes)
@@ -69,13 +70,13 @@ TRANSFER = {
 def pretrain(seed: int, out: Path, args: argparse.Namespace) -> dict[str, Path]:
     """The shared MAMP stage on the streams, then each arm from it: {arm: checkpoint}."""
     streams = {"windows_per_epoch": args.windows}
-    first = load_config("pku_streams_mamp", PretrainRecipe)
+    first = framed(load_config("pku_streams_mamp", PretrainRecipe), args.frames)
     first = first.model_copy(update={
         "streams": first.streams.model_copy(update=streams) if first.streams else None,
         "loop": scaled_loop(first, args.stage1_epochs, seed, args.threads),
     })  # fmt: skip
     stage1 = run_pretrain(first, out / "stage1", CPU)
-    second = load_config("pku_streams_masksem", PretrainRecipe)
+    second = framed(load_config("pku_streams_masksem", PretrainRecipe), args.frames)
     checkpoints = {}
     for arm, spec in ARMS.items():
         targets = {"orders": spec["orders"], "cam": spec["cam"], "cam_share": args.cam_share}
@@ -98,16 +99,29 @@ def scaled_loop(recipe: Any, epochs: int, seed: int, threads: int) -> Any:
     return recipe.loop.model_copy(update=update)
 
 
+def framed(recipe: Any, frames: int | None) -> Any:
+    """The recipe with windows of ``frames`` frames (None: as it is)."""
+    if frames is None:
+        return recipe
+    return recipe.model_copy(update={
+        "data": recipe.data.model_copy(update={"frames": frames}),
+        "model": recipe.model.model_copy(update={"frames": frames}),
+    })  # fmt: skip
+
+
 def pku_recipe(protocol: str, pretrained: Path | None, seed: int, args: argparse.Namespace) -> Any:
     """The small UTD-MHAD classification recipe on the eight PKU-MMD interactions: the
     pre-training's window and model, two persons."""
     kind = "linear" if protocol == "linear" else "finetune"
     base = load_config(f"utd_{kind}", ClassifyRecipe, ["pretrained=null"] if kind == "finetune"
                        else [f"pretrained={pretrained}"])  # fmt: skip
-    stream = load_config("pku_streams_mamp", PretrainRecipe)
-    data = base.data.model_copy(update={**PKU, "persons": 2, "limit": args.limit})
+    stream = framed(load_config("pku_streams_mamp", PretrainRecipe), args.frames)
+    data = base.data.model_copy(update={**PKU, "persons": 2, "limit": args.limit,
+                                        "frames": stream.model.frames})  # fmt: skip
     model = stream.model.model_copy(update={"drop_path": base.model.drop_path})
-    epochs = args.linear_epochs if kind == "linear" else args.finetune_epochs
+    epochs = {"linear": args.linear_epochs, "finetune": args.finetune_epochs}.get(
+        protocol, args.semi_epochs
+    )
     return base.model_copy(update={
         "name": f"pku-interactions-{protocol}", "data": data, "model": model,
         "pretrained": pretrained, "label_fraction": PROTOCOLS[protocol], "fraction_seed": seed,
@@ -121,9 +135,9 @@ def transfer_recipe(
     prefix, data_fields, _ = TRANSFER[dataset]
     base = load_config(f"{prefix}_finetune", ClassifyRecipe)
     data = base.data.model_copy(update={**data_fields, "limit": args.limit})
-    model = base.model.model_copy(update={"frames": data.frames})
+    base = framed(base.model_copy(update={"data": data}), args.frames or data.frames)
     return base.model_copy(update={
-        "data": data, "model": model, "pretrained": pretrained, "fraction_seed": seed,
+        "pretrained": pretrained, "fraction_seed": seed,
         "loop": scaled_loop(base, args.finetune_epochs, seed, args.threads),
     })  # fmt: skip
 
@@ -141,24 +155,42 @@ def floors(limit: int | None) -> dict[str, float]:
     return out
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+Rows = list[dict[str, Any]]
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> tuple[Rows, Rows]:
+    """One seed's pre-training and evaluations: (rows, the CAM's salient shares per arm)."""
     out = args.runs / f"seed{seed}"
     encoders: dict[str, Path | None] = {"scratch": None, **pretrain(seed, out / "pretrain", args)}
     rows = []
-    for method, encoder in encoders.items():
-        for protocol in PROTOCOLS:
+    for protocol in [p for p in PROTOCOLS if p in args.protocols]:
+        for method, encoder in encoders.items():
             if encoder is None and protocol == "linear":
                 continue  # a frozen random encoder is not a method
             recipe = pku_recipe(protocol, encoder, seed, args)
             metrics = read_back_or_run(recipe, out / method / f"pku-{protocol}")
             rows.append({"dataset": "pku-interactions", "protocol": protocol, "method": method,
                          "seed": seed, "top1": metrics["top1"]})  # fmt: skip
-        for dataset in TRANSFER:
-            recipe = transfer_recipe(dataset, encoder, seed, args)
+    transferred = [m for m in encoders if "transfer" in args.protocols
+                   and m in (args.transfer_methods or encoders)]  # fmt: skip
+    for dataset in TRANSFER:
+        for method in transferred:
+            recipe = transfer_recipe(dataset, encoders[method], seed, args)
             metrics = read_back_or_run(recipe, out / method / f"{dataset}-finetune")
             rows.append({"dataset": dataset, "protocol": "finetune", "method": method,
                          "seed": seed, "top1": metrics["top1"]})  # fmt: skip
-    return rows
+    return rows, [cam_shares(out / "pretrain" / arm, arm, seed) for arm in ARMS]
+
+
+def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
+    """The shares of tokens and of part-segments the CAM marked salient, at the first and the
+    last epoch of a stage-2 arm (NaN-free only for semantic masking)."""
+    history = json.loads((run / "history.json").read_text())
+    row: dict[str, Any] = {"method": arm, "seed": seed}
+    for key in ("salient_share", "salient_segments"):
+        values = [epoch[key] for epoch in history if key in epoch]
+        row[key] = [values[0], values[-1]] if values else None
+    return row
 
 
 def seed_top1(
@@ -168,6 +200,31 @@ def seed_top1(
     return {r["seed"]: r["top1"] for r in rows if (r["dataset"], r["protocol"], r["method"]) == key}
 
 
+def verdicts(result: dict[str, Any]) -> list[str]:
+    """The issue's questions answered from the rows: does each pre-trained method beat scratch
+    on the 10 % labels by more than the seed spread (the larger of the two arms' standard
+    deviations), and is its linear evaluation above the nearest-neighbour floor?"""
+    rows, out = result["rows"], []
+    scratch = seed_top1(rows, "pku-interactions", "semi10", "scratch")
+    floor = result["floor"]["pku-interactions"]
+    for method in ARMS:
+        mine = seed_top1(rows, "pku-interactions", "semi10", method)
+        paired = [mine[s] - scratch[s] for s in mine if s in scratch]
+        if len(paired) > 1:
+            spread = max(statistics.stdev(mine.values()), statistics.stdev(scratch.values()))
+            gain = statistics.mean(paired)
+            out.append(f"- {method}, 10 % labels: {gain:+.3f} against scratch (paired over "
+                       f"{len(paired)} seeds, {sum(d > 0 for d in paired)} positive), seed spread "
+                       f"{spread:.3f}: {'beats' if gain > spread else 'does not beat'} scratch by "
+                       "more than the spread.")  # fmt: skip
+        linear = seed_top1(rows, "pku-interactions", "linear", method)
+        if linear:
+            top1 = statistics.mean(linear.values())
+            out.append(f"- {method}, linear: {top1:.3f}, {'above' if top1 > floor else 'below'} "
+                       f"the nearest-neighbour floor {floor:.3f}.")  # fmt: skip
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
     budget = result["budget"]
     lines = [
@@ -175,8 +232,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Seeds {budget['seeds']}, {result['date']}, {result['machine']}. Budget: "
         f"{budget['stage1_epochs']} + {budget['stage2_epochs']} pre-training epochs of "
-        f"{budget['windows']} stream windows, fine-tuning {budget['finetune_epochs']} epochs, "
-        f"linear {budget['linear_epochs']} epochs"
+        f"{budget['windows']} stream windows, fine-tuning {budget['finetune_epochs']} epochs "
+        f"({budget['semi_epochs']} on the 1 % and 10 % subsets), linear {budget['linear_epochs']} "
+        f"epochs, windows of {budget['frames'] or 64} frames"
         + (f", first {budget['limit']} clips per split only" if budget["limit"] else "")
         + f". Reproduce: `{result['command']}`.",
         "",
@@ -195,6 +253,17 @@ def markdown(result: dict[str, Any]) -> str:
                      f"| {spread:.3f} | {len(mine)} | {diff} |")  # fmt: skip
     lines += ["", "Nearest-neighbour floor: " + ", ".join(
         f"{k} {v:.3f}" for k, v in result["floor"].items())]  # fmt: skip
+    lines += ["", *verdicts(result)]
+    lines += ["", "Share the CAM marked salient, first / last stage-2 epoch (mean over seeds):", "",
+              "| method | tokens | part-segments |", "| --- | --- | --- |"]  # fmt: skip
+    for method in ARMS:
+        arm = [c for c in result["cam"] if c["method"] == method and c["salient_share"]]
+        if arm:
+            tokens, segments = ([statistics.mean(c[k][i] for c in arm) for i in (0, 1)]
+                                for k in ("salient_share", "salient_segments"))  # fmt: skip
+            lines.append(f"| {method} | {tokens[0]:.2f} / {tokens[1]:.2f} "
+                         f"| {segments[0]:.2f} / {segments[1]:.2f} |")  # fmt: skip
+    lines += ["", f"![pre-training on streams](results/{PLOT})"]
     return "\n".join(lines)
 
 
@@ -207,6 +276,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cam-share", type=float, default=0.3)
     parser.add_argument("--finetune-epochs", type=int, default=100)
     parser.add_argument("--linear-epochs", type=int, default=100)
+    parser.add_argument("--semi-epochs", type=int, default=100, help="epochs of semi1 and semi10")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="window frames of every stage (default: the recipes' 64)",
+    )
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=[*PROTOCOLS, "transfer"],
+        default=[*PROTOCOLS, "transfer"],
+        help="the evaluations to run",
+    )
+    parser.add_argument(
+        "--transfer-methods",
+        nargs="+",
+        choices=["scratch", *ARMS],
+        help="the encoders transferred (default: all)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N clips per split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrain_streams"))
@@ -220,9 +309,15 @@ def main(argv: list[str] | None = None) -> None:
         # 200 clips: the 1 % subset still holds two, as BatchNorm needs in a training batch
         args.seeds, args.windows, args.limit = [0], 32, 200
         args.stage1_epochs = args.stage2_epochs = args.finetune_epochs = args.linear_epochs = 1
-    rows = [row for seed in args.seeds for row in run_seed(seed, args)]
+        args.semi_epochs = 1
+    rows, cam = [], []
+    for seed in args.seeds:
+        seed_rows, seed_cam = run_seed(seed, args)
+        rows += seed_rows
+        cam += seed_cam
     budget = {k: getattr(args, k) for k in ("seeds", "stage1_epochs", "stage2_epochs", "windows",
-              "cam_share", "finetune_epochs", "linear_epochs", "limit", "threads")}  # fmt: skip
+              "cam_share", "finetune_epochs", "semi_epochs", "linear_epochs", "frames",
+              "protocols", "transfer_methods", "limit", "threads")}  # fmt: skip
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {args.threads} torch threads",
@@ -230,10 +325,12 @@ def main(argv: list[str] | None = None) -> None:
         "budget": budget,
         "smoke": args.smoke,
         "rows": rows,
+        "cam": cam,
         "floor": floors(args.limit),
     }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    plot(rows, result["floor"], args.results.parent / PLOT)
     if args.no_section:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(result, indent=2) + "\n")
         print(markdown(result))
     else:

@@ -337,10 +337,11 @@ def table(
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], floor: dict[str, float], path: Path) -> None:
+    """Test top-1 per (protocol, method), one panel per dataset: the seeds' mean as a bar, each
+    seed as a dot, the dataset's nearest-neighbour floor as a line."""
     datasets = sorted({r["dataset"] for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
-    floor = {name: nn for name, _, nn in DATASETS.values()}
     for ax, dataset in zip(axes[0], datasets, strict=True):
         subset = [r for r in rows if r["dataset"] == dataset]
         labels = sorted({f"{r['protocol']}\n{r['method']}" for r in subset})
@@ -409,7 +410,7 @@ def main() -> None:
     if args.no_publish:
         return
     RESULTS.mkdir(exist_ok=True)
-    plot(rows, RESULTS / "study.png")
+    plot(rows, {name: nn for name, _, nn in DATASETS.values()}, RESULTS / "study.png")
     semi = semi_floors(args)
     publish(
         "study",

@@ -41,7 +41,7 @@ from training.recipes.common import (
     require_clips,
 )
 from training.recipes.evaluate import accuracy_report, evaluate_on, predict
-from training.recipes.none_data import NoneSource
+from training.recipes.none_data import NoneSource, none_clips
 from training.recipes.plots import plot_confusion, plot_history
 from training.recipes.stream_data import (
     MIN_PRESENT_FRAMES,
@@ -88,7 +88,8 @@ class ClassifyRecipe(BaseModel):
     fps: float | None = None
     # Train on untrimmed recordings with a "none" class (training/recipes/stream_data.py)
     stream: StreamTraining | None = None
-    # Trimmed clips plus a "none" class from other datasets (training/recipes/none_data.py)
+    # A "none" class from other datasets (training/recipes/none_data.py): added to trimmed
+    # clips, or to a stream recipe's none windows (its held-out videos still calibrate)
     none_data: list[NoneSource] = []
     false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # none_data: calibration target
     loop: LoopConfig = LoopConfig()
@@ -103,8 +104,6 @@ class ClassifyRecipe(BaseModel):
             raise ValueError("model.frames/persons must equal data.frames/persons")
         if self.feature_views and self.kind != "linear":
             raise ValueError("feature_views needs the frozen encoder of linear evaluation")
-        if self.stream is not None and self.none_data:
-            raise ValueError("stream training has its own none class: drop none_data")
         if self.stream is not None and (self.feature_views or self.label_fraction < 1.0):
             raise ValueError("stream training takes neither feature_views nor label_fraction")
         if self.stream is not None and self.data.validation_subjects:
@@ -306,8 +305,6 @@ def with_none_class(
 ) -> tuple[SkeletonDataset, list[Sample]]:
     """``data`` with a last class "none" trained on ``recipe.none_data``, and the clips the
     decision rule is calibrated on: the held-out none clips and the training clips."""
-    from training.recipes.none_data import none_clips
-
     fps = recipe.fps or data.fps or 30.0
     none = none_clips(
         recipe.none_data, data.layout, persons, fps, len(data.classes), recipe.loop.seed
@@ -318,6 +315,16 @@ def with_none_class(
         data, classes=[*data.classes, NONE], train=[*data.train, *none.train]
     )
     return extended, [*none.calibration, *data.train]
+
+
+def stream_none_clips(data: SkeletonDataset, recipe: ClassifyRecipe) -> list[Sample]:
+    """A stream recipe's ``none_data`` clips, labelled with its none class, to train beside
+    its windows. Their held-out clips are not used: the held-out training videos calibrate."""
+    fps = recipe.fps or DEFAULT_FPS  # resolved from the data by run_classify
+    none = none_clips(recipe.none_data, data.layout, recipe.data.persons, fps,
+                      data.classes.index(NONE), recipe.loop.seed).train  # fmt: skip
+    log.info("none class: %d further training clips from none_data", len(none))
+    return none
 
 
 def labelled(samples: list[Sample], recipe: ClassifyRecipe) -> list[Sample]:
@@ -360,12 +367,16 @@ def run_classify(
     train_samples = labelled(data.train, recipe)
     train: Dataset[Any] = SkeletonFeeder(train_samples, window, train=True, seed=recipe.loop.seed)
     if windows is not None and recipe.stream is not None:
-        train = StreamWindowFeeder(windows, recipe.stream, window, seed=recipe.loop.seed)
+        parts: list[Dataset[Any]] = [
+            StreamWindowFeeder(windows, recipe.stream, window, seed=recipe.loop.seed)
+        ]
         if recipe.stream.instance_clips:
-            clips = SkeletonFeeder(
-                instance_samples(windows), window, train=True, seed=recipe.loop.seed + 1
-            )
-            train = PooledFeeder([train, clips])
+            clips = instance_samples(windows)
+            parts.append(SkeletonFeeder(clips, window, train=True, seed=recipe.loop.seed + 1))
+        if recipe.none_data:
+            others = stream_none_clips(data, recipe)
+            parts.append(SkeletonFeeder(others, window, train=True, seed=recipe.loop.seed + 2))
+        train = parts[0] if len(parts) == 1 else PooledFeeder(parts)
     test = SkeletonFeeder(data.test, window, train=False)
     classifier = build_classifier(
         recipe.model, recipe.kind, len(data.classes), dropout=recipe.dropout, hidden=recipe.hidden

@@ -25,7 +25,12 @@ from training.data.pku import class_names, read_pku_stream
 from training.data.registry import data_root, load_dataset, load_streams
 from training.data.streams import Stream
 from training.distributed import DistContext
-from training.recipes.classify import ClassifyRecipe, run_classify
+from training.recipes.classify import (
+    ClassifyRecipe,
+    load_streams_of,
+    run_classify,
+    stream_none_clips,
+)
 from training.recipes.evaluate import load_classifier
 from training.recipes.stream_data import StreamTraining, stream_windows
 
@@ -312,8 +317,9 @@ def test_data_stats_reports_videos_frames_background_and_instances(folder: Path)
     assert 0.3 < stats["background_share"] < 0.8 and stats["instances_per_class"]["handshaking"]
 
 
-def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path: Path) -> None:
-    recipe = ClassifyRecipe.model_validate(
+def tiny_stream_recipe(folder: Path, **fields: object) -> ClassifyRecipe:
+    """A stream recipe of two interactions plus none on the folder, small enough for a test."""
+    return ClassifyRecipe.model_validate(
         {
             "kind": "finetune",
             "name": "tiny-folder-streams",
@@ -354,8 +360,19 @@ def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path:
                 "checkpoint_every": 1,
                 "threads": 1,
             },
+            **fields,
         }  # fmt: skip
     )
+
+
+# PKU-MMD training-video background (its layout is the folder's), and still poses made from it
+BACKGROUND = {"dataset": "pku-mmd", "kind": "background", "clip_s": 1.0, "count": 6, "still": 2,
+              "persons": 2}  # fmt: skip
+
+
+def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path: Path) -> None:
+    # none_data adds further none clips to the stream's own none windows
+    recipe = tiny_stream_recipe(folder, none_data=[BACKGROUND])
     cpu = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     metrics = run_classify(recipe, tmp_path / "run", cpu)
     frames = pku_stream("0310-R").frames
@@ -380,3 +397,21 @@ def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path:
     assert rule["background_false_alarms_per_min"] <= 0.5
     held_out = pku_stream(rule["calibration_videos"][0]).frames
     assert rule["calibration_windows"] <= len(range(7, held_out, 4))  # every 4 frames
+
+
+def test_none_data_of_a_stream_recipe_are_none_clips_on_its_layout(folder: Path) -> None:
+    recipe = tiny_stream_recipe(folder, none_data=[BACKGROUND])
+    assert recipe.stream is not None
+    windows = stream_windows(load_streams_of(recipe.data), recipe.stream, seed=0)
+    clips = stream_none_clips(windows.dataset, recipe.model_copy(update={"fps": 30.0}))
+    assert len(clips) == 6 + 2
+    none = windows.dataset.classes.index("none")
+    assert {c.label for c in clips} == {none}
+    assert {c.data.shape[0] for c in clips} == {2} and {c.data.shape[2] for c in clips} == {25}
+    assert {c.data.shape[1] for c in clips} == {30}  # 1 s at 30 fps
+    # only cross-subject training videos of PKU-MMD give background (0310 is a test video)
+    videos = {c.name.split("/")[1].split("@")[0] for c in clips}
+    test = {s.name for s in load_streams("pku-mmd", None, "xsub").test}
+    assert videos and not videos & test
+    stills = [c for c in clips if "#still" in c.name]
+    assert len(stills) == 2 and all((c.data == c.data[:, :1]).all() for c in stills)
