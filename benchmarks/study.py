@@ -188,7 +188,10 @@ def read_back_or_run(recipe: ClassifyRecipe, out: Path) -> dict[str, Any]:
     done = out / "metrics.json"
     if done.exists() and (out / CLASSIFIER_NAME).exists():
         metrics: dict[str, Any] = json.loads(done.read_text())
-        if not recipe_changes(metrics["config"], json.loads(recipe.model_dump_json())):
+        current = json.loads(recipe.model_dump_json())
+        if current["fps"] is None:  # the data's own rate, which the finished run resolved
+            current["fps"] = metrics["config"].get("fps")
+        if not recipe_changes(metrics["config"], current):
             return metrics
     return run_classify(recipe, out, CPU)
 
