@@ -40,7 +40,7 @@ import torch
 
 from benchmarks.nn_floor import nearest_neighbour_top1
 from benchmarks.report import publish
-from benchmarks.study import plot, read_back_or_run
+from benchmarks.study import plot, read_back_or_run, salient_share
 from training.config_io import load_config
 from training.data.registry import load_dataset
 from training.distributed import DistContext
@@ -185,11 +185,10 @@ def run_seed(seed: int, args: argparse.Namespace) -> tuple[Rows, Rows]:
 def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
     """The shares of tokens and of part-segments the CAM marked salient, at the first and the
     last epoch of a stage-2 arm (NaN-free only for semantic masking)."""
-    history = json.loads((run / "history.json").read_text())
     row: dict[str, Any] = {"method": arm, "seed": seed}
     for key in ("salient_share", "salient_segments"):
-        values = [epoch[key] for epoch in history if key in epoch]
-        row[key] = [values[0], values[-1]] if values else None
+        shares = salient_share(run, key)
+        row[key] = list(shares) if shares else None
     return row
 
 

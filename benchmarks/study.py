@@ -196,10 +196,11 @@ def read_back_or_run(recipe: ClassifyRecipe, out: Path) -> dict[str, Any]:
     return run_classify(recipe, out, CPU)
 
 
-def salient_share(run: Path) -> tuple[float, float] | None:
-    """First- and last-epoch share of part-segments the CAM marks salient, from history.json."""
+def salient_share(run: Path, key: str = "salient_share") -> tuple[float, float] | None:
+    """First- and last-epoch share the CAM marks salient (``key``: ``salient_share`` of the
+    tokens, ``salient_segments`` of the part-segments), from history.json."""
     history = json.loads((run / "history.json").read_text())
-    shares = [row["salient_share"] for row in history if "salient_share" in row]
+    shares = [row[key] for row in history if key in row]
     return (shares[0], shares[-1]) if shares else None
 
 
