@@ -42,6 +42,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.profiler import ProfilerActivity
 
 from benchmarks.release_reference import (
     ReleaseSnapshotError,
@@ -166,6 +167,49 @@ def alternated_times(
     return times
 
 
+def attention_flops(model: ModelConfig, pretrain: PretrainConfig, batch: int) -> float:
+    """Floating-point operations of the attention products of one MAMP step: per layer over L
+    tokens, 2 B H L^2 d for each of 7 products (forward Q K^T and P V; the CPU flash kernel's
+    backward recomputes Q K^T, then dV, dP, dQ and dK); the encoder sees the visible tokens,
+    the decoder all of them."""
+    sequences = batch * model.persons
+
+    def per_layer(length: int, width: int) -> float:
+        return 7 * 2 * sequences * model.heads * length**2 * (width // model.heads)
+
+    visible = pretrain.visible_tokens(model.tokens)
+    return model.depth * per_layer(visible, model.width) + model.decoder_depth * per_layer(
+        model.tokens, model.decoder_width
+    )
+
+
+def time_breakdown(
+    step: Callable[[], None], attention_gflop: float, steps: int = 2
+) -> dict[str, float]:
+    """Where one step's time goes (torch.profiler, self CPU time per step): the linear layers'
+    matrix products and their GFLOP/s (the profiler's count), the attention kernels (SDPA
+    forward and backward) and their GFLOP/s (``attention_gflop`` per step), everything else."""
+    with torch.profiler.profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e6 / steps
+    matmul = [e for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm")]
+    matmul_s = sum(e.self_cpu_time_total for e in matmul) / 1e6 / steps
+    matmul_gflop = sum(e.flops for e in matmul) / 1e9 / steps
+    attention_s = (
+        sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / 1e6 / steps
+    )
+    return {
+        "profiled_s": total,
+        "linear_matmul_s": matmul_s,
+        "linear_matmul_gflops": matmul_gflop / matmul_s,
+        "attention_s": attention_s,
+        "attention_gflops": attention_gflop / attention_s,
+        "other_s": total - matmul_s - attention_s,
+    }
+
+
 def bf16_effect(masking: MaskingKind, clips: Tensor) -> dict[str, float]:
     """Loss and gradient of the same model on the same batch and masking draw, fp32 against
     bf16 autocast: what bf16 changes in one step (at initialisation)."""
@@ -209,6 +253,21 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "unknown"
+
+
+def copy_bandwidth_gbs(mib: int = 256, repeats: int = 5) -> float:
+    """Memory bandwidth as torch sees it: bytes read plus written per second by a copy of a
+    ``mib`` MiB float32 tensor (median of ``repeats``). The releases' explicit attention reads
+    and writes (B, H, L, L) matrices, so their step, unlike ours, moves with this figure."""
+    src = torch.ones(mib * 2**18)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * src.numel() * 4 / statistics.median(times) / 1e9
 
 
 def cpu_bf16_flags() -> list[str]:
@@ -258,8 +317,13 @@ def run(
             results[key.replace("_step_s", "_step_cpu_s")] = statistics.median(measured["cpu"])
             results.setdefault("times_s", {})[key] = measured
         del sides
+    mamp = ModelConfig(), PretrainConfig()
+    results["time_breakdown_mamp"] = time_breakdown(
+        ours["mamp"], attention_flops(*mamp, BATCH) / 1e9
+    )
     results["peak_rss_all_mb"] = peak_rss_mb()
     results["load_average"] = load_average()
+    results["copy_bandwidth_gbs"] = copy_bandwidth_gbs()
     if releases:
         results["speedup_vs_reference"] = {
             m: results[f"reference_{m}_step_s"] / results[f"{m}_step_s"] for m, _ in METHODS
@@ -359,7 +423,8 @@ def markdown_section(results: dict[str, Any]) -> str:
                 f"{results['cpu_time_ratio_vs_reference'][m]:.2f}x"
                 for m, n in (("mamp", "MAMP"), ("masksem", "MaskSem"))
             )
-            + f". Load average at the end of the run: {results['load_average']}."
+            + f". Load average at the end of the run: {results['load_average']}; memory "
+            f"bandwidth of a 256 MiB copy then {results['copy_bandwidth_gbs']:.1f} GB/s."
         )
         rows.append("")
     if not timed:
@@ -377,6 +442,18 @@ def markdown_section(results: dict[str, Any]) -> str:
                 for m, n in (("mamp", "MAMP"), ("masksem", "MaskSem"))
             )
             + "."
+        )
+        rows.append("")
+    split = results.get("time_breakdown_mamp")
+    if split:
+        rows.append(
+            "Where our MAMP step's time goes (torch.profiler, self CPU time per step, "
+            f"{split['profiled_s']:.2f} s profiled): the linear layers' matrix products "
+            f"{split['linear_matmul_s']:.2f} s at {split['linear_matmul_gflops']:.0f} GFLOP/s; "
+            f"attention (PyTorch's CPU flash kernel, forward and backward) "
+            f"{split['attention_s']:.2f} s at {split['attention_gflops']:.0f} GFLOP/s (its "
+            "products counted in benchmarks/pretrain_step.py: attention_flops); everything "
+            f"else {split['other_s']:.2f} s. The releases compute the same products."
         )
         rows.append("")
     rows.append(

@@ -45,10 +45,12 @@ from training.config_io import load_config
 from training.data.registry import load_dataset
 from training.distributed import DistContext
 from training.recipes.classify import ClassifyRecipe
+from training.recipes.plots import plt  # type: ignore[attr-defined]
 from training.recipes.pretrain import PretrainRecipe, run_pretrain
 
 RESULTS = Path(__file__).parent / "results"
 PLOT = "pretrain_streams.png"
+WHY_PLOT = "pretrain_streams_why.png"
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 # the eight interactions of the shipped interaction model's recipe
 INTERACTIONS = list(load_config("pku_interactions", ClassifyRecipe).stream.classes)
@@ -67,15 +69,21 @@ TRANSFER = {
 }
 
 
+def mamp_on_streams(epochs: int, seed: int, args: argparse.Namespace) -> PretrainRecipe:
+    """MAMP on the streams' training videos for ``epochs`` epochs of ``--windows`` windows."""
+    recipe = framed(load_config("pku_streams_mamp", PretrainRecipe), args.frames)
+    streams = {"windows_per_epoch": args.windows}
+    result: PretrainRecipe = recipe.model_copy(update={
+        "streams": recipe.streams.model_copy(update=streams) if recipe.streams else None,
+        "loop": scaled_loop(recipe, epochs, seed, args.threads),
+    })  # fmt: skip
+    return result
+
+
 def pretrain(seed: int, out: Path, args: argparse.Namespace) -> dict[str, Path]:
     """The shared MAMP stage on the streams, then each arm from it: {arm: checkpoint}."""
     streams = {"windows_per_epoch": args.windows}
-    first = framed(load_config("pku_streams_mamp", PretrainRecipe), args.frames)
-    first = first.model_copy(update={
-        "streams": first.streams.model_copy(update=streams) if first.streams else None,
-        "loop": scaled_loop(first, args.stage1_epochs, seed, args.threads),
-    })  # fmt: skip
-    stage1 = run_pretrain(first, out / "stage1", CPU)
+    stage1 = run_pretrain(mamp_on_streams(args.stage1_epochs, seed, args), out / "stage1", CPU)
     second = framed(load_config("pku_streams_masksem", PretrainRecipe), args.frames)
     checkpoints = {}
     for arm, spec in ARMS.items():
@@ -138,7 +146,7 @@ def transfer_recipe(
     base = framed(base.model_copy(update={"data": data}), args.frames or data.frames)
     return base.model_copy(update={
         "pretrained": pretrained, "fraction_seed": seed,
-        "loop": scaled_loop(base, args.finetune_epochs, seed, args.threads),
+        "loop": scaled_loop(base, args.transfer_epochs, seed, args.threads),
     })  # fmt: skip
 
 
@@ -182,6 +190,24 @@ def run_seed(seed: int, args: argparse.Namespace) -> tuple[Rows, Rows]:
     return rows, [cam_shares(out / "pretrain" / arm, arm, seed) for arm in ARMS]
 
 
+def length_rows(args: argparse.Namespace) -> Rows:
+    """Why pre-training does not pay, measured by its length: MAMP alone on the streams for each
+    of ``--length-epochs`` (one stage, its warm-up and cosine schedule scaled to the length),
+    first seed only, each followed by ``--length-protocols``; the row carries the pre-training's
+    last-epoch loss."""
+    seed, rows = args.seeds[0], []
+    for epochs in args.length_epochs:
+        out = args.runs / f"seed{seed}" / "length" / f"mamp{epochs}"
+        encoder = run_pretrain(mamp_on_streams(epochs, seed, args), out / "pretrain", CPU)
+        loss = json.loads((out / "pretrain" / "history.json").read_text())[-1]["loss"]
+        for protocol in args.length_protocols:
+            metrics = read_back_or_run(pku_recipe(protocol, encoder, seed, args), out / protocol)
+            rows.append({"dataset": "pku-interactions", "protocol": protocol, "method": "mamp",
+                         "pretrain_epochs": epochs, "pretrain_loss": loss, "seed": seed,
+                         "top1": metrics["top1"]})  # fmt: skip
+    return rows
+
+
 def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
     """The shares of tokens and of part-segments the CAM marked salient, at the first and the
     last epoch of a stage-2 arm (NaN-free only for semantic masking)."""
@@ -189,6 +215,8 @@ def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
     for key in ("salient_share", "salient_segments"):
         shares = salient_share(run, key)
         row[key] = list(shares) if shares else None
+    history = json.loads((run / "history.json").read_text())
+    row["segments_per_epoch"] = [r["salient_segments"] for r in history if "salient_segments" in r]
     return row
 
 
@@ -262,8 +290,73 @@ def markdown(result: dict[str, Any]) -> str:
                                 for k in ("salient_share", "salient_segments"))  # fmt: skip
             lines.append(f"| {method} | {tokens[0]:.2f} / {tokens[1]:.2f} "
                          f"| {segments[0]:.2f} / {segments[1]:.2f} |")  # fmt: skip
-    lines += ["", f"![pre-training on streams](results/{PLOT})"]
+    lines += ["", f"![pre-training on streams](results/{PLOT})", *length_table(result)]
     return "\n".join(lines)
+
+
+def length_table(result: dict[str, Any]) -> list[str]:
+    """The length rows beside scratch of the same seed (the study's rows)."""
+    length = result["length"]
+    if not length:
+        return []
+    seed, protocols = length[0]["seed"], result["budget"]["length_protocols"]
+    lines = ["", f"Pre-training length: MAMP alone on the streams, one stage of each length "
+             f"(seed {seed}), against scratch of the same seed and label subset:", "",
+             "| pre-training epochs | last-epoch loss | " + " | ".join(protocols) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in protocols) + " |"]  # fmt: skip
+    scratch = [seed_top1(result["rows"], "pku-interactions", p, "scratch").get(seed)
+               for p in protocols]  # fmt: skip
+    lines.append("| none (scratch) | - | " + " | ".join(
+        "-" if v is None else f"{v:.3f}" for v in scratch) + " |")  # fmt: skip
+    for epochs in sorted({r["pretrain_epochs"] for r in length}):
+        mine = {r["protocol"]: r for r in length if r["pretrain_epochs"] == epochs}
+        loss = next(iter(mine.values()))["pretrain_loss"]
+        lines.append(f"| {epochs} | {loss:.3f} | "
+                     + " | ".join(f"{mine[p]['top1']:.3f}" for p in protocols) + " |")  # fmt: skip
+    return [*lines, "", f"![why](results/{WHY_PLOT})"]
+
+
+def plot_why(result: dict[str, Any], path: Path) -> None:
+    """Left: test top-1 against the length of MAMP pre-training on the streams (the length
+    rows), scratch of the same seed dashed, the nearest-neighbour floor dotted. Right: the share
+    of part-segments the CAM marks salient per stage-2 epoch, per arm and seed."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    length = result["length"]
+    for i, protocol in enumerate(sorted({r["protocol"] for r in length})):
+        colour = f"C{i}"
+        points = sorted((r["pretrain_epochs"], r["top1"]) for r in length
+                        if r["protocol"] == protocol)  # fmt: skip
+        left.plot(*zip(*points, strict=True), "o-", color=colour, label=f"{protocol}, MAMP")
+        scratch = seed_top1(result["rows"], "pku-interactions", protocol, "scratch")
+        if length[0]["seed"] in scratch:
+            left.axhline(scratch[length[0]["seed"]], color=colour, linestyle="--",
+                         label=f"{protocol}, scratch")  # fmt: skip
+    if length:
+        left.axhline(result["floor"]["pku-interactions"], color="grey", linestyle=":",
+                     label="nearest-neighbour floor")  # fmt: skip
+    left.set_xlabel("pre-training epochs on the streams")
+    left.set_ylabel("PKU-MMD interactions, test top-1")
+    left.legend(fontsize=7)
+    for i, method in enumerate(ARMS):
+        for c in result["cam"]:
+            if c["method"] == method and c.get("segments_per_epoch"):
+                share = c["segments_per_epoch"]
+                right.plot(
+                    range(1, len(share) + 1),
+                    share,
+                    "o-",
+                    color=f"C{i}",
+                    alpha=0.7,
+                    label=method if c["seed"] == result["budget"]["seeds"][0] else None,
+                )
+    right.axhline(0.5, color="grey", linestyle=":")
+    right.set_ylim(0, 1)
+    right.set_xlabel("stage-2 epoch")
+    right.set_ylabel("share of part-segments salient")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -274,6 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", type=int, default=2048, help="stream windows per epoch")
     parser.add_argument("--cam-share", type=float, default=0.3)
     parser.add_argument("--finetune-epochs", type=int, default=100)
+    parser.add_argument(
+        "--transfer-epochs", type=int, help="transfer fine-tuning epochs (default: as finetune)"
+    )
     parser.add_argument("--linear-epochs", type=int, default=100)
     parser.add_argument("--semi-epochs", type=int, default=100, help="epochs of semi1 and semi10")
     parser.add_argument(
@@ -295,6 +391,20 @@ def main(argv: list[str] | None = None) -> None:
         choices=["scratch", *ARMS],
         help="the encoders transferred (default: all)",
     )
+    parser.add_argument(
+        "--length-epochs",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also pre-train MAMP alone for each of these many epochs (first seed) and evaluate it",
+    )
+    parser.add_argument(
+        "--length-protocols",
+        nargs="+",
+        choices=list(PROTOCOLS),
+        default=["linear", "semi10", "semi1"],
+        help="the evaluations of the --length-epochs encoders",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N clips per split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrain_streams"))
@@ -309,14 +419,18 @@ def main(argv: list[str] | None = None) -> None:
         args.seeds, args.windows, args.limit = [0], 32, 200
         args.stage1_epochs = args.stage2_epochs = args.finetune_epochs = args.linear_epochs = 1
         args.semi_epochs = 1
+        args.length_epochs = [1] if args.length_epochs else []
+    if args.transfer_epochs is None:
+        args.transfer_epochs = args.finetune_epochs
     rows, cam = [], []
     for seed in args.seeds:
         seed_rows, seed_cam = run_seed(seed, args)
         rows += seed_rows
         cam += seed_cam
     budget = {k: getattr(args, k) for k in ("seeds", "stage1_epochs", "stage2_epochs", "windows",
-              "cam_share", "finetune_epochs", "semi_epochs", "linear_epochs", "frames",
-              "protocols", "transfer_methods", "limit", "threads")}  # fmt: skip
+              "cam_share", "finetune_epochs", "transfer_epochs", "semi_epochs", "linear_epochs",
+              "frames", "protocols", "transfer_methods", "length_epochs", "length_protocols",
+              "limit", "threads")}  # fmt: skip
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {args.threads} torch threads",
@@ -325,10 +439,12 @@ def main(argv: list[str] | None = None) -> None:
         "smoke": args.smoke,
         "rows": rows,
         "cam": cam,
+        "length": length_rows(args),
         "floor": floors(args.limit),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, result["floor"], args.results.parent / PLOT)
+    plot_why(result, args.results.parent / WHY_PLOT)
     if args.no_section:
         args.results.write_text(json.dumps(result, indent=2) + "\n")
         print(markdown(result))

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.pretrain_step import markdown_section, paper_batch, run
+from benchmarks.pretrain_step import attention_flops, markdown_section, paper_batch, run
 from benchmarks.release_reference import ReleaseSnapshotError, check_snapshots, release_steps
+from skeleton.layouts import get_layout
+from training.model.config import ModelConfig, PretrainConfig
+from training.model.pretrainer import Pretrainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +32,25 @@ def test_without_reference_ours_is_timed_and_no_ratio_is_claimed() -> None:
     mamp_row = next(line for line in text.splitlines() if line.startswith("| MAMP |"))
     assert mamp_row.split("|")[3].strip() == "-"  # no release time, so no ratio either
     assert mamp_row.split("|")[4].strip() == "-"
+    split = results["time_breakdown_mamp"]
+    parts = split["linear_matmul_s"] + split["attention_s"] + split["other_s"]
+    assert split["linear_matmul_s"] > 0 and split["attention_s"] > 0 and split["other_s"] >= 0
+    assert parts == pytest.approx(split["profiled_s"])
+    assert "Where our MAMP step's time goes" in text
+
+
+def test_the_attention_count_matches_the_profilers_count_of_its_forward_products() -> None:
+    """attention_flops (the GFLOP/s of the breakdown) counts 7 products per layer, 2 of them in
+    the forward: with explicit attention the profiler counts those 2 itself (aten::bmm)."""
+    model = ModelConfig(frames=16, width=32, depth=2, heads=4, decoder_width=32,
+                        decoder_depth=1, fused_attention=False)  # fmt: skip
+    pretrain = PretrainConfig()
+    pre = Pretrainer(model, pretrain, get_layout("ntu25").parts)
+    clips = torch.randn(3, model.persons, model.frames, model.joints, 3)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        pre(clips, "motion")
+    counted = sum(e.flops for e in prof.key_averages() if e.key == "aten::bmm")
+    assert counted == pytest.approx(attention_flops(model, pretrain, batch=3) * 2 / 7)
 
 
 def test_a_reference_dir_without_the_snapshots_is_refused_in_one_line(tmp_path: Path) -> None:
