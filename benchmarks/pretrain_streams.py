@@ -15,6 +15,10 @@ same settings (NW-UCLA at the streams' 64-frame window, so the encoder fits). Fl
 the nearest-neighbour classifier of benchmarks/nn_floor.py (``readme`` placing, all labels),
 the same way as for the other sets: it sees person 0 only, so for the two-person interactions
 it sits below the data README's floor, which placed both persons on actor 1's first frame.
+``--length-epochs``: why pre-training does (not) pay, by its length: MAMP alone on the streams,
+one stage of each length (first seed), evaluated like the arms (``length`` in the results,
+with each pre-training's last-epoch loss), plotted beside the CAM's part-segment share per
+stage-2 epoch (results/pretrain_streams_why.png).
 
 Rows go to benchmarks/results/pretrain_streams.json (``rows``: dataset, protocol, method,
 seed, top1; ``floor``: one per dataset; the budget), the table to RESULTS.md. Every run
@@ -260,7 +264,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Seeds {budget['seeds']}, {result['date']}, {result['machine']}. Budget: "
         f"{budget['stage1_epochs']} + {budget['stage2_epochs']} pre-training epochs of "
         f"{budget['windows']} stream windows, fine-tuning {budget['finetune_epochs']} epochs "
-        f"({budget['semi_epochs']} on the 1 % and 10 % subsets), linear {budget['linear_epochs']} "
+        f"({budget['semi_epochs']} on the 1 % and 10 % subsets, {budget['transfer_epochs']} "
+        f"for transfer), linear {budget['linear_epochs']} "
         f"epochs, windows of {budget['frames'] or 64} frames"
         + (f", first {budget['limit']} clips per split only" if budget["limit"] else "")
         + f". Reproduce: `{result['command']}`.",
