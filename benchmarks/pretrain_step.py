@@ -153,17 +153,23 @@ def alternated_times(
     """Wall and CPU seconds (user + sys of this process) of every timed call of each side, the
     sides run in turn (a, b, c, a, b, c, ...) so that load from other work on the machine falls
     on all of them alike. CPU time counts the work done, not the time spent waiting for a core
-    that another job holds."""
+    that another job holds. Also the kernel's share: system seconds and minor page faults (a
+    step that allocates large tensors afresh pays the kernel to map and zero their pages)."""
     for _ in range(warmup):
         for step in sides.values():
             step()
-    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in sides}
+    keys = ("wall", "cpu", "sys", "page_faults")
+    times: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in sides}
     for _ in range(steps):
         for name, step in sides.items():
+            usage = resource.getrusage(resource.RUSAGE_SELF)
             wall, cpu = time.perf_counter(), time.process_time()
             step()
             times[name]["cpu"].append(time.process_time() - cpu)
             times[name]["wall"].append(time.perf_counter() - wall)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            times[name]["sys"].append(after.ru_stime - usage.ru_stime)
+            times[name]["page_faults"].append(after.ru_minflt - usage.ru_minflt)
     return times
 
 
@@ -367,6 +373,13 @@ def _x(num: float | None, den: float | None) -> str:
     return "-" if num is None or den is None else f"{num / den:.2f}x"
 
 
+def kernel_share(results: dict[str, Any], key: str) -> str:
+    """Median system seconds and minor page faults per step of one side."""
+    times = results["times_s"][key]
+    sys_s, faults = statistics.median(times["sys"]), statistics.median(times["page_faults"])
+    return f"{sys_s:.2f} s, {faults:.0f} faults"
+
+
 def markdown_section(results: dict[str, Any]) -> str:
     """The RESULTS.md section for these results."""
     timed = isinstance(results["reference"], dict)
@@ -421,6 +434,12 @@ def markdown_section(results: dict[str, Any]) -> str:
                 f"{n} ours {results[f'{m}_step_cpu_s']:.2f}, release "
                 f"{results[f'reference_{m}_step_cpu_s']:.2f}, "
                 f"{results['cpu_time_ratio_vs_reference'][m]:.2f}x"
+                for m, n in (("mamp", "MAMP"), ("masksem", "MaskSem"))
+            )
+            + ". Of these, system seconds (the kernel) and minor page faults per step (median): "
+            + "; ".join(
+                f"{n} ours {kernel_share(results, f'{m}_step_s')}, "
+                f"release {kernel_share(results, f'reference_{m}_step_s')}"
                 for m, n in (("mamp", "MAMP"), ("masksem", "MaskSem"))
             )
             + f". Load average at the end of the run: {results['load_average']}; memory "
