@@ -263,8 +263,8 @@ def load_average() -> str:
 
 def copy_bandwidth_gbs(mib: int = 256, repeats: int = 5) -> float:
     """Memory bandwidth as torch sees it: bytes read plus written per second by a copy of a
-    ``mib`` MiB float32 tensor (median of ``repeats``). The releases' explicit attention reads
-    and writes (B, H, L, L) matrices, so their step, unlike ours, moves with this figure."""
+    ``mib`` MiB float32 tensor (median of ``repeats``), recorded beside the times because the
+    releases' explicit attention reads and writes whole (B, H, L, L) matrices."""
     src = torch.ones(mib * 2**18)
     dst = torch.empty_like(src)
     dst.copy_(src)

@@ -44,7 +44,7 @@ import torch
 
 from benchmarks.nn_floor import nearest_neighbour_top1
 from benchmarks.report import publish
-from benchmarks.study import plot, read_back_or_run, salient_share
+from benchmarks.study import plot, read_back_or_run, salient_shares
 from training.config_io import load_config
 from training.data.registry import load_dataset
 from training.distributed import DistContext
@@ -217,10 +217,9 @@ def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
     last epoch of a stage-2 arm (NaN-free only for semantic masking)."""
     row: dict[str, Any] = {"method": arm, "seed": seed}
     for key in ("salient_share", "salient_segments"):
-        shares = salient_share(run, key)
-        row[key] = list(shares) if shares else None
-    history = json.loads((run / "history.json").read_text())
-    row["segments_per_epoch"] = [r["salient_segments"] for r in history if "salient_segments" in r]
+        shares = salient_shares(run, key)
+        row[key] = [shares[0], shares[-1]] if shares else None
+    row["segments_per_epoch"] = salient_shares(run, "salient_segments")
     return row
 
 
