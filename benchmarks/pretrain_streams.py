@@ -44,7 +44,7 @@ import torch
 
 from benchmarks.nn_floor import nearest_neighbour_top1
 from benchmarks.report import publish
-from benchmarks.study import plot, read_back_or_run, salient_shares
+from benchmarks.study import epoch_values, plot, read_back_or_run
 from training.config_io import load_config
 from training.data.registry import load_dataset
 from training.distributed import DistContext
@@ -203,7 +203,7 @@ def length_rows(args: argparse.Namespace) -> Rows:
     for epochs in args.length_epochs:
         out = args.runs / f"seed{seed}" / "length" / f"mamp{epochs}"
         encoder = run_pretrain(mamp_on_streams(epochs, seed, args), out / "pretrain", CPU)
-        loss = json.loads((out / "pretrain" / "history.json").read_text())[-1]["loss"]
+        loss = epoch_values(out / "pretrain", "loss")[-1]
         for protocol in args.length_protocols:
             metrics = read_back_or_run(pku_recipe(protocol, encoder, seed, args), out / protocol)
             rows.append({"dataset": "pku-interactions", "protocol": protocol, "method": "mamp",
@@ -215,12 +215,10 @@ def length_rows(args: argparse.Namespace) -> Rows:
 def cam_shares(run: Path, arm: str, seed: int) -> dict[str, Any]:
     """The shares of tokens and of part-segments the CAM marked salient, at the first and the
     last epoch of a stage-2 arm (NaN-free only for semantic masking)."""
+    shares = {key: epoch_values(run, key) for key in ("salient_share", "salient_segments")}
     row: dict[str, Any] = {"method": arm, "seed": seed}
-    for key in ("salient_share", "salient_segments"):
-        shares = salient_shares(run, key)
-        row[key] = [shares[0], shares[-1]] if shares else None
-    row["segments_per_epoch"] = salient_shares(run, "salient_segments")
-    return row
+    row |= {key: [v[0], v[-1]] if v else None for key, v in shares.items()}
+    return row | {"segments_per_epoch": shares["salient_segments"]}
 
 
 def seed_top1(

@@ -196,17 +196,18 @@ def read_back_or_run(recipe: ClassifyRecipe, out: Path) -> dict[str, Any]:
     return run_classify(recipe, out, CPU)
 
 
-def salient_shares(run: Path, key: str = "salient_share") -> list[float]:
-    """The share the CAM marked salient per epoch of a pre-training run (``key``:
-    ``salient_share`` of the tokens, ``salient_segments`` of the part-segments), from
-    history.json; empty without semantic masking."""
+def epoch_values(run: Path, key: str) -> list[float]:
+    """One logged value per epoch of a run, from its history.json (epochs without ``key`` left
+    out: the CAM's ``salient_share`` and ``salient_segments`` exist only under semantic
+    masking)."""
     history = json.loads((run / "history.json").read_text())
     return [row[key] for row in history if key in row]
 
 
 def salient_share(run: Path, key: str = "salient_share") -> tuple[float, float] | None:
-    """First- and last-epoch share the CAM marks salient (see ``salient_shares``)."""
-    shares = salient_shares(run, key)
+    """First- and last-epoch share the CAM marks salient (``key``: ``salient_share`` of the
+    tokens, ``salient_segments`` of the part-segments)."""
+    shares = epoch_values(run, key)
     return (shares[0], shares[-1]) if shares else None
 
 
