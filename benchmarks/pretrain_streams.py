@@ -16,7 +16,8 @@ the nearest-neighbour classifier of benchmarks/nn_floor.py (``readme`` placing, 
 the same way as for the other sets: it sees person 0 only, so for the two-person interactions
 it sits below the data README's floor, which placed both persons on actor 1's first frame.
 ``--length-epochs``: why pre-training does (not) pay, by its length: MAMP alone on the streams,
-one stage of each length (first seed), evaluated like the arms (``length`` in the results,
+one stage of each length (for each of ``--length-seeds``, default the first seed), evaluated
+like the arms (``length`` in the results,
 with each pre-training's last-epoch loss), plotted beside the CAM's part-segment share per
 stage-2 epoch (results/pretrain_streams_why.png).
 
@@ -197,18 +198,20 @@ def run_seed(seed: int, args: argparse.Namespace) -> tuple[Rows, Rows]:
 def length_rows(args: argparse.Namespace) -> Rows:
     """Why pre-training does not pay, measured by its length: MAMP alone on the streams for each
     of ``--length-epochs`` (one stage, its warm-up and cosine schedule scaled to the length),
-    first seed only, each followed by ``--length-protocols``; the row carries the pre-training's
-    last-epoch loss."""
-    seed, rows = args.seeds[0], []
-    for epochs in args.length_epochs:
-        out = args.runs / f"seed{seed}" / "length" / f"mamp{epochs}"
-        encoder = run_pretrain(mamp_on_streams(epochs, seed, args), out / "pretrain", CPU)
-        loss = epoch_values(out / "pretrain", "loss")[-1]
-        for protocol in args.length_protocols:
-            metrics = read_back_or_run(pku_recipe(protocol, encoder, seed, args), out / protocol)
-            rows.append({"dataset": "pku-interactions", "protocol": protocol, "method": "mamp",
-                         "pretrain_epochs": epochs, "pretrain_loss": loss, "seed": seed,
-                         "top1": metrics["top1"]})  # fmt: skip
+    for each of ``--length-seeds``, each followed by ``--length-protocols``; the row carries the
+    pre-training's last-epoch loss."""
+    rows = []
+    for seed in args.length_seeds:
+        for epochs in args.length_epochs:
+            out = args.runs / f"seed{seed}" / "length" / f"mamp{epochs}"
+            encoder = run_pretrain(mamp_on_streams(epochs, seed, args), out / "pretrain", CPU)
+            loss = epoch_values(out / "pretrain", "loss")[-1]
+            for protocol in args.length_protocols:
+                recipe = pku_recipe(protocol, encoder, seed, args)
+                metrics = read_back_or_run(recipe, out / protocol)
+                rows.append({"dataset": "pku-interactions", "protocol": protocol,
+                             "method": "mamp", "pretrain_epochs": epochs, "pretrain_loss": loss,
+                             "seed": seed, "top1": metrics["top1"]})  # fmt: skip
     return rows
 
 
@@ -297,41 +300,57 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def length_table(result: dict[str, Any]) -> list[str]:
-    """The length rows beside scratch of the same seed (the study's rows)."""
+    """The length rows, one per length and seed, each beside scratch of the same seed and label
+    subset (in brackets; the study's rows), and for a length with several seeds the mean
+    difference to scratch, paired by seed."""
     length = result["length"]
     if not length:
         return []
-    seed, protocols = length[0]["seed"], result["budget"]["length_protocols"]
-    lines = ["", f"Pre-training length: MAMP alone on the streams, one stage of each length "
-             f"(seed {seed}), against scratch of the same seed and label subset:", "",
-             "| pre-training epochs | last-epoch loss | " + " | ".join(protocols) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in protocols) + " |"]  # fmt: skip
-    scratch = [seed_top1(result["rows"], "pku-interactions", p, "scratch").get(seed)
-               for p in protocols]  # fmt: skip
-    lines.append("| none (scratch) | - | " + " | ".join(
-        "-" if v is None else f"{v:.3f}" for v in scratch) + " |")  # fmt: skip
+    protocols = result["budget"]["length_protocols"]
+    lines = ["", "Pre-training length: MAMP alone on the streams, one stage of each length, "
+             "against scratch of the same seed and label subset (in brackets):", "",
+             "| pre-training epochs | seed | last-epoch loss | " + " | ".join(protocols) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in protocols) + " |"]  # fmt: skip
+    scratch = {p: seed_top1(result["rows"], "pku-interactions", p, "scratch") for p in protocols}
     for epochs in sorted({r["pretrain_epochs"] for r in length}):
-        mine = {r["protocol"]: r for r in length if r["pretrain_epochs"] == epochs}
-        loss = next(iter(mine.values()))["pretrain_loss"]
-        lines.append(f"| {epochs} | {loss:.3f} | "
-                     + " | ".join(f"{mine[p]['top1']:.3f}" for p in protocols) + " |")  # fmt: skip
+        seeds = sorted({r["seed"] for r in length if r["pretrain_epochs"] == epochs})
+        mine = {(r["protocol"], r["seed"]): r for r in length if r["pretrain_epochs"] == epochs}
+        for seed in seeds:
+            cells = []
+            for p in protocols:
+                base = scratch[p].get(seed)
+                cells.append(f"{mine[p, seed]['top1']:.3f}"
+                             + ("" if base is None else f" ({base:.3f})"))  # fmt: skip
+            loss = mine[protocols[0], seed]["pretrain_loss"]
+            lines.append(f"| {epochs} | {seed} | {loss:.3f} | " + " | ".join(cells) + " |")
+        if len(seeds) > 1:
+            cells = []
+            for p in protocols:
+                paired = [mine[p, s]["top1"] - scratch[p][s] for s in seeds if s in scratch[p]]
+                cells.append(f"{statistics.mean(paired):+.3f}" if paired else "-")
+            lines.append(f"| {epochs} | mean minus scratch | - | " + " | ".join(cells) + " |")
     return [*lines, "", f"![why](results/{WHY_PLOT})"]
 
 
 def plot_why(result: dict[str, Any], path: Path) -> None:
     """Left: test top-1 against the length of MAMP pre-training on the streams (the length
-    rows), scratch of the same seed dashed, the nearest-neighbour floor dotted. Right: the share
-    of part-segments the CAM marks salient per stage-2 epoch, per arm and seed."""
+    rows: each seed a dot, the line their mean), scratch of the same seeds dashed, the
+    nearest-neighbour floor dotted. Right: the share of part-segments the CAM marks salient per
+    stage-2 epoch, per arm and seed."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     length = result["length"]
     for i, protocol in enumerate(sorted({r["protocol"] for r in length})):
         colour = f"C{i}"
-        points = sorted((r["pretrain_epochs"], r["top1"]) for r in length
-                        if r["protocol"] == protocol)  # fmt: skip
-        left.plot(*zip(*points, strict=True), "o-", color=colour, label=f"{protocol}, MAMP")
+        mine = [r for r in length if r["protocol"] == protocol]
+        left.plot([r["pretrain_epochs"] for r in mine], [r["top1"] for r in mine], "o",
+                  color=colour, alpha=0.4)  # fmt: skip
+        means = [(e, statistics.mean(r["top1"] for r in mine if r["pretrain_epochs"] == e))
+                 for e in sorted({r["pretrain_epochs"] for r in mine})]  # fmt: skip
+        left.plot(*zip(*means, strict=True), "-", color=colour, label=f"{protocol}, MAMP")
         scratch = seed_top1(result["rows"], "pku-interactions", protocol, "scratch")
-        if length[0]["seed"] in scratch:
-            left.axhline(scratch[length[0]["seed"]], color=colour, linestyle="--",
+        paired = [scratch[s] for s in {r["seed"] for r in mine} if s in scratch]
+        if paired:
+            left.axhline(statistics.mean(paired), color=colour, linestyle="--",
                          label=f"{protocol}, scratch")  # fmt: skip
     if length:
         left.axhline(result["floor"]["pku-interactions"], color="grey", linestyle=":",
@@ -407,6 +426,12 @@ def main(argv: list[str] | None = None) -> None:
         default=["linear", "semi10", "semi1"],
         help="the evaluations of the --length-epochs encoders",
     )
+    parser.add_argument(
+        "--length-seeds",
+        type=int,
+        nargs="+",
+        help="the seeds of the --length-epochs runs (default: the first of --seeds)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N clips per split")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrain_streams"))
@@ -422,6 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         args.stage1_epochs = args.stage2_epochs = args.finetune_epochs = args.linear_epochs = 1
         args.semi_epochs = 1
         args.length_epochs = [1] if args.length_epochs else []
+    args.length_seeds = args.length_seeds or args.seeds[:1]
     if args.transfer_epochs is None:
         args.transfer_epochs = args.finetune_epochs
     rows, cam = [], []
@@ -431,8 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         cam += seed_cam
     budget = {k: getattr(args, k) for k in ("seeds", "stage1_epochs", "stage2_epochs", "windows",
               "cam_share", "finetune_epochs", "transfer_epochs", "semi_epochs", "linear_epochs",
-              "frames", "protocols", "transfer_methods", "length_epochs", "length_protocols",
-              "limit", "threads")}  # fmt: skip
+              "frames", "protocols", "transfer_methods", "length_epochs", "length_seeds",
+              "length_protocols", "limit", "threads")}  # fmt: skip
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {args.threads} torch threads",

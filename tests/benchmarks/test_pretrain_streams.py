@@ -38,17 +38,25 @@ def test_a_gain_counts_only_beyond_the_seed_spread_and_a_probe_only_above_the_fl
     assert not any(line.startswith("- masksem-top") for line in lines)  # no rows, no verdict
 
 
-def test_the_length_table_pairs_each_length_with_scratch_of_the_same_seed() -> None:
+def test_the_length_table_pairs_each_length_and_seed_with_scratch_of_that_seed() -> None:
     rows = [row("semi10", "scratch", 0, 0.70), row("semi10", "scratch", 1, 0.50)]
     length = [
-        {**row(p, "mamp", 0, v), "pretrain_epochs": e, "pretrain_loss": loss}
-        for e, loss, p, v in [(72, 0.61, "linear", 0.58), (24, 0.75, "linear", 0.52),
-                              (72, 0.61, "semi10", 0.71), (24, 0.75, "semi10", 0.66)]
+        {**row(p, "mamp", seed, v), "pretrain_epochs": e, "pretrain_loss": loss}
+        for e, seed, loss, p, v in [
+            (72, 0, 0.61, "linear", 0.58), (24, 0, 0.75, "linear", 0.52),
+            (72, 0, 0.61, "semi10", 0.71), (24, 0, 0.75, "semi10", 0.66),
+            (72, 1, 0.62, "linear", 0.60), (72, 1, 0.62, "semi10", 0.47),
+        ]
     ]  # fmt: skip
     lines = length_table(result(rows, length))
     table = [line for line in lines if line.startswith("| ") and "---" not in line]
-    assert table[0] == "| pre-training epochs | last-epoch loss | linear | semi10 |"
-    # scratch has no linear row; its 10 % row is seed 0's, not seed 1's
-    assert table[1] == "| none (scratch) | - | - | 0.700 |"
-    assert table[2:] == ["| 24 | 0.750 | 0.520 | 0.660 |", "| 72 | 0.610 | 0.580 | 0.710 |"]
+    assert table[0] == "| pre-training epochs | seed | last-epoch loss | linear | semi10 |"
+    # scratch has no linear row; each seed's 10 % row is beside its own scratch
+    assert table[1:] == [
+        "| 24 | 0 | 0.750 | 0.520 | 0.660 (0.700) |",
+        "| 72 | 0 | 0.610 | 0.580 | 0.710 (0.700) |",
+        "| 72 | 1 | 0.620 | 0.600 | 0.470 (0.500) |",
+        # (0.71 - 0.70 + 0.47 - 0.50) / 2; no scratch to pair the probe with
+        "| 72 | mean minus scratch | - | - | -0.010 |",
+    ]
     assert length_table(result(rows, [])) == []
