@@ -59,8 +59,11 @@ FPS = 30.0
 # The stream settings every replay uses (what a client would send in its WebSocket config).
 STREAM = {"stride": 4, "smoothing": 0.5, "hysteresis": 0.1, "min_frames": 16, "top_k": 1}
 GAP_S = 4.0  # background between two UTD-MHAD clips
-# Minimum durations of an action event (StreamConfig.event_min_s) compared in one replay.
-EVENT_MIN_S = (0.0, 0.3, 0.6, 1.0)
+# The action-event variants compared in one replay, as (StreamConfig.event_min_s,
+# start_lag_s): each minimum duration with the card's start lag (None), and the default minimum
+# with none (an action's start is when its label was first shown).
+EVENT_VARIANTS = ((0.0, None), (0.3, None), (0.6, None), (1.0, None), (0.3, 0.0))
+TIMELINE_EVENTS = EVENT_VARIANTS.index((0.3, None))
 
 
 @dataclass
@@ -152,6 +155,15 @@ def replay(
     return [Shown(*out) for out in zip(shown, prob, actions, strict=True)]
 
 
+def variant_configs(layout: str) -> list[StreamConfig]:
+    """The configs of one replay: the baseline (rule off), then one per ``EVENT_VARIANTS``."""
+    return [
+        StreamConfig(layout=layout, fps=FPS, decision="off", **STREAM),
+        *(StreamConfig(layout=layout, fps=FPS, event_min_s=m, start_lag_s=lag, **STREAM)
+          for m, lag in EVENT_VARIANTS),
+    ]  # fmt: skip
+
+
 def scored_variants(
     results: Sequence[Sequence[Shown]],
     truth: Sequence[NDArray[np.int64]],
@@ -160,19 +172,21 @@ def scored_variants(
 ) -> list[dict[str, Any]]:
     """The scores of every variant of a replay whose cores ran ``variant_configs``' configs:
     ``baseline`` (no none), ``shipped`` (per-frame shown labels under the card's rule) and
-    ``events`` for each minimum duration (segments from action_started / action_ended)."""
+    ``events`` for each of ``EVENT_VARIANTS`` (segments from action_started / action_ended)."""
     rows = []
     for variant, index in (("baseline", 0), ("shipped", 1)):
         shown = [r[index] for r in results]
         scores = stream_scores(truth, [s.labels for s in shown], [s.probability for s in shown],
                                none, FPS)  # fmt: skip
         rows.append({"variant": variant, "event_min_s": None, **scores})
-    for i, min_s in enumerate(EVENT_MIN_S):
+    for i, (min_s, lag) in enumerate(EVENT_VARIANTS):
         frames = [event_frames(r[1 + i].events, card, len(t), none) for r, t in
                   zip(results, truth, strict=True)]  # fmt: skip
         scores = stream_scores(truth, [f[0] for f in frames], [f[1] for f in frames], none, FPS,
                                known=[f[2] for f in frames])  # fmt: skip
-        rows.append({"variant": "events", "event_min_s": min_s, **scores})
+        start_lag = card.start_lag_s if lag is None else lag
+        rows.append({"variant": "events", "event_min_s": min_s, "start_lag_s": start_lag,
+                     **scores})  # fmt: skip
     return rows
 
 
@@ -188,10 +202,7 @@ def pku_rows(
     infer = CachedInference(engine)
     assert card.none_label is not None, "the interaction model's card names no none label"
     none = card.labels.index(card.none_label)
-    configs = [
-        StreamConfig(layout="ntu25", fps=FPS, decision="off", **STREAM),
-        *(StreamConfig(layout="ntu25", fps=FPS, event_min_s=m, **STREAM) for m in EVENT_MIN_S),
-    ]
+    configs = variant_configs("ntu25")
     rows: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
     trimmed = trimmed_top1(engine, "pku-mmd")
@@ -227,7 +238,7 @@ def pku_rows(
                     "truth": truth[0],
                     "shipped": results[0][1].labels,
                     "events": event_frames(
-                        results[0][1 + EVENT_MIN_S.index(0.3)].events, card, len(truth[0]), none
+                        results[0][1 + TIMELINE_EVENTS].events, card, len(truth[0]), none
                     )[0],
                     "baseline": results[0][0].labels,
                     "labels": card.labels,
@@ -293,10 +304,7 @@ def gesture_rows(
             infer.clear()
         return out
 
-    configs = [
-        StreamConfig(layout="utd20", fps=FPS, decision="off", **STREAM),
-        *(StreamConfig(layout="utd20", fps=FPS, event_min_s=m, **STREAM) for m in EVENT_MIN_S),
-    ]
+    configs = variant_configs("utd20")
     rows = scored_variants(replayed(engine, configs), truths, engine.card, none)
     models = [engine.card.name] * len(rows)
     top1 = [trimmed_top1(engine, "utd-mhad")] * len(rows)
@@ -353,7 +361,9 @@ def plot_timeline(timeline: dict[str, Any], path: Path) -> None:
 
 def variant_name(row: dict[str, Any]) -> str:
     min_s = row.get("event_min_s")
-    return str(row["variant"]) if min_s is None else f"events, min {min_s:g} s"
+    if min_s is None:
+        return str(row["variant"])
+    return f"events, min {min_s:g} s, start lag {row.get('start_lag_s', 0.0):g} s"
 
 
 def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str) -> str:
@@ -384,9 +394,11 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         "trimmed clips plus none clips (`git show c130c70:models/default.onnx`). "
         "Every test video replayed at 30 fps through `StreamCore` and "
         f"the exported ONNX model (stream settings: {settings}). `shipped`: the label shown "
-        "at each frame under the card's none label and decision rule; `events, min x s`: the "
-        "actions of the `action_started` / `action_ended` events with `event_min_s` x (scored "
-        "from the start and end they report; latency from the `action_started` message); "
+        "at each frame under the card's none label and decision rule; `events, min x s, "
+        "start lag y s`: the actions of the `action_started` / `action_ended` events with "
+        "`event_min_s` x and `start_lag_s` y (scored from the start and end they report: the "
+        "start y s before the label was first shown, y the card's `decision.start_lag_s` "
+        "unless 0; latency from the `action_started` message); "
         "interaction `baseline`: every window shows its top action (no none). `actor`: only "
         "the first person is sent. `utd-streams`: UTD-MHAD test "
         f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"

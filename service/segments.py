@@ -8,6 +8,13 @@ one starts, both at the time the new label was first shown. A label shown for le
 goes on. With ``min_s = 0`` every change counts at once, so the segments are exactly the runs
 of the shown labels. The none class starts no segment; it ends one.
 
+A stream shows an action some time after it began: its window must first hold enough of it.
+With ``lag_s`` (the model card's ``decision.start_lag_s``, measured on its calibration videos)
+a segment's reported start is moved that much earlier, an estimate of when the action began;
+never before the end of the segment before it, nor before ``opened`` (when the body came into
+view). The decision itself is not moved: it is still made when the label has been shown for
+``min_s``.
+
 Knows neither bodies nor transports: :class:`service.stream.StreamCore` owns one per body and
 model and turns what it returns into ``action_started`` / ``action_ended`` events.
 """
@@ -21,7 +28,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Started:
     label: int
-    start: float  # stream time the label was first shown
+    start: float  # stream time the label was first shown, less the lag (see above)
     confidence: float  # mean shown probability until now
 
 
@@ -36,8 +43,9 @@ class Ended:
 @dataclass
 class _Run:
     label: int
-    since: float
+    since: float  # stream time the label was first shown
     probabilities: list[float] = field(default_factory=list)
+    start: float = -math.inf  # the start reported: since, less the lag
 
     @property
     def confidence(self) -> float:
@@ -45,12 +53,15 @@ class _Run:
 
 
 class ActionSegmenter:
-    def __init__(self, none: int, min_s: float) -> None:
-        if min_s < 0:
-            raise ValueError(f"min_s must be >= 0, got {min_s}")
-        self.none, self.min_s = none, min_s
-        self._current = _Run(none, -math.inf)
+    def __init__(
+        self, none: int, min_s: float, lag_s: float = 0.0, opened: float = -math.inf
+    ) -> None:
+        if min_s < 0 or lag_s < 0:
+            raise ValueError(f"min_s and lag_s must be >= 0, got {min_s} and {lag_s}")
+        self.none, self.min_s, self.lag_s = none, min_s, lag_s
+        self._current = _Run(none, opened)
         self._candidate: _Run | None = None
+        self._floor = opened  # no start before this: the last action's end, or `opened`
 
     @property
     def active(self) -> int | None:
@@ -74,17 +85,20 @@ class ActionSegmenter:
             out.append(ended)
         self._current = new
         if new.label != self.none:
-            out.append(Started(new.label, new.since, new.confidence))
+            new.start = max(new.since - self.lag_s, self._floor)
+            out.append(Started(new.label, new.start, new.confidence))
         return out
 
     def close(self, t: float) -> Ended | None:
         """End the open segment at ``t`` (the body left, or stopped being classified alone)."""
         ended = self._end(t)
         self._current, self._candidate = _Run(self.none, t), None
+        self._floor = max(self._floor, t)
         return ended
 
     def _end(self, t: float) -> Ended | None:
         run = self._current
         if run.label == self.none:
             return None
-        return Ended(run.label, run.since, t, run.confidence)
+        self._floor = t
+        return Ended(run.label, run.start, t, run.confidence)

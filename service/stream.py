@@ -119,6 +119,13 @@ class StreamConfig(BaseModel):
     threshold: float | None = Field(
         None, ge=0.0, le=1.01, description="replaces the card's decision threshold"
     )
+    start_lag_s: float | None = Field(
+        None,
+        ge=0.0,
+        le=60.0,
+        description="replaces the card's decision.start_lag_s: an action_started reports its "
+        "start this long before its label was first shown (0: when first shown)",
+    )
     mode: Literal["windows", "events"] = Field(
         "windows",
         description="windows: every window's prediction, and action events; events: only "
@@ -534,7 +541,7 @@ class StreamCore:
         if card.labels != old.card.labels or card.none_label != old.card.none_label:
             for body in self._bodies.values():
                 ended += self._close(old, body.tracks[name], self._latest, self._latest)
-                body.tracks[name] = self._track(new)
+                body.tracks[name] = self._track(new, self._latest)
         return ended
 
     def _checked_model(self, name: str, card: ModelCard) -> _Model:
@@ -603,6 +610,13 @@ class StreamCore:
         if card.none_label is None or self.config.decision == "off":
             return None
         return self.config.threshold if self.config.threshold is not None else card.threshold
+
+    def start_lag_s(self, model: str | None = None) -> float:
+        """How much earlier than its label was first shown an action_started reports its start
+        (default model: the main one): the stream's, else the card's, else 0."""
+        card = self._models[model if model is not None else self.models[0]].card
+        lag = self.config.start_lag_s
+        return lag if lag is not None else card.start_lag_s
 
     @property
     def bodies(self) -> list[BodyId]:
@@ -676,7 +690,7 @@ class StreamCore:
                 if len(self._bodies) >= self.config.max_bodies:
                     events.append(self._drop_body(t, body_id, "too_many_bodies"))
                     continue
-                tracks = {name: self._track(model) for name, model in self._models.items()}
+                tracks = {name: self._track(model, t) for name, model in self._models.items()}
                 body = self._bodies[body_id] = _Body(self._capacity(), tracks)
                 self._created += 1
                 body.order = self._created
@@ -867,10 +881,11 @@ class StreamCore:
         return events
 
     # -- internals ----------------------------------------------------------------------------
-    def _track(self, model: _Model) -> _Track:
+    def _track(self, model: _Model, opened: float) -> _Track:
+        """A new track of ``model`` for a body that came into view at ``opened``."""
         none = model.none
         segmenter = (
-            ActionSegmenter(none, self.config.event_min_s)
+            ActionSegmenter(none, self.config.event_min_s, self.start_lag_s(model.name), opened)
             if none is not None and self.config.decision == "card"
             else None
         )

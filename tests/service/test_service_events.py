@@ -49,9 +49,11 @@ def runs(labels: list[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-def segments(labels: list[int], min_s: float) -> list[tuple[int, float, float]]:
+def segments(
+    labels: list[int], min_s: float, lag_s: float = 0.0, opened: float = 0.0
+) -> list[tuple[int, float, float]]:
     """Replay ``labels`` shown at t = 0, 1, 2 ... and close at the end: (label, start, end)."""
-    seg = ActionSegmenter(NONE, min_s)
+    seg = ActionSegmenter(NONE, min_s, lag_s, opened)
     started: list[Started] = []
     ended: list[Ended] = []
     for t, label in enumerate(labels):
@@ -96,6 +98,35 @@ def test_a_short_flicker_does_not_split_an_action() -> None:
     assert segments(labels, 0.0) == [(1, 1.0, 5.0), (2, 5.0, 6.0), (1, 6.0, 8.0), (1, 9.0, 12.0)]
 
 
+def test_a_start_lag_moves_starts_earlier_but_never_before_the_previous_end() -> None:
+    labels = [0, 0, 0, 0, 1, 1, 1, 0, 0, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1]
+    assert segments(labels, 0.0) == [(1, 4.0, 7.0), (2, 9.0, 11.0), (1, 17.0, 19.0)]
+    # 2 s earlier: action 2 starts where action 1 ended (7), not at 9 - 2 = 7 by chance
+    assert segments(labels, 0.0, 2.0) == [(1, 2.0, 7.0), (2, 7.0, 11.0), (1, 15.0, 19.0)]
+    assert segments(labels, 0.0, 3.0) == [(1, 1.0, 7.0), (2, 7.0, 11.0), (1, 14.0, 19.0)]
+    # nor before the body came into view
+    assert segments(labels, 0.0, 3.0, opened=2.5)[0] == (1, 2.5, 7.0)
+    # the decision is not moved: with min_s 1 action 2 is still decided at 10
+    seg = ActionSegmenter(NONE, 1.0, 5.0, opened=0.0)
+    decided = [(t, c) for t, label in enumerate(labels) for c in seg.update(float(t), label, 1)]
+    assert [(t, c.start) for t, c in decided if isinstance(c, Started)] == [
+        (5, 0.0), (10, 7.0), (18, 12.0)
+    ]  # fmt: skip
+
+
+@given(label_runs, st.integers(0, 5), st.floats(0.0, 6.0))
+@settings(max_examples=200, deadline=None)
+def test_lagged_actions_keep_their_order_and_ends(
+    labels: list[int], min_s: int, lag: float
+) -> None:
+    plain, lagged = segments(labels, float(min_s)), segments(labels, float(min_s), lag)
+    assert [(lab, end) for lab, _, end in lagged] == [(lab, end) for lab, _, end in plain]
+    previous_end = 0.0  # opened
+    for (_, start, end), (_, first_shown, _) in zip(lagged, plain, strict=True):
+        assert start == max(first_shown - lag, previous_end) and start <= end
+        previous_end = end
+
+
 def feed(core: StreamCore, infer, clips: dict, t0: float = 0.0) -> list:  # type: ignore[no-untyped-def]
     events = []
     frames = max(len(c) for c in clips.values())
@@ -138,6 +169,36 @@ def test_events_follow_the_shown_labels_and_end_when_the_body_leaves(
         assert isinstance(ended, ActionEnded) and ended.label == open_action
         assert ended.end == left[-1].last_seen == (len(clip) - 1) / 30
     assert core.stats.actions_started == core.stats.actions_ended
+
+
+def test_action_starts_are_moved_by_the_cards_start_lag_unless_the_stream_says(
+    engine: InferenceEngine,
+) -> None:
+    plain = with_none(engine.card, 0.0)
+    card = replace(plain, decision={**plain.decision, "start_lag_s": 0.5})
+    clip = random_clip(150, seed=4)
+    config = {"layout": LAYOUT, "stride": 2, "min_frames": 8, "event_min_s": 0.0}
+
+    def actions(card: ModelCard, **extra: float) -> list[ActionStarted | ActionEnded]:
+        events = feed(StreamCore(StreamConfig(**config, **extra), card), engine.run, {1: clip})
+        return [e for e in events if isinstance(e, ActionStarted | ActionEnded)]
+
+    shown, lagged = actions(plain), actions(card)
+    assert any(isinstance(e, ActionStarted) for e in shown)
+    assert all(e.start == e.timestamp for e in shown if isinstance(e, ActionStarted))
+    # the same actions, decided at the same times, ending where they did
+    assert [(type(e), e.label, e.timestamp) for e in lagged] == [
+        (type(e), e.label, e.timestamp) for e in shown
+    ]  # fmt: skip
+    previous_end = 0.0  # the body came into view at 0
+    for mine, first in zip(lagged, shown, strict=True):
+        if isinstance(mine, ActionStarted):
+            assert mine.start == max(first.start - 0.5, previous_end)
+        else:
+            assert mine.end == first.end
+            previous_end = mine.end
+    assert actions(card, start_lag_s=0.0) == shown
+    assert card.start_lag_s == 0.5 and plain.start_lag_s == 0.0
 
 
 def test_a_pair_gets_one_event_naming_both_bodies(engine: InferenceEngine) -> None:

@@ -53,6 +53,7 @@ from training.recipes.stream_data import (
     calibrate_threshold,
     fixed_windows,
     instance_samples,
+    start_lag,
     stream_windows,
     window_videos,
 )
@@ -272,10 +273,14 @@ def calibrate_on(
     recipe: ClassifyRecipe,
     none: int,
     device: torch.device,
+    windows: StreamWindows | None = None,
 ) -> dict[str, Any] | None:
     """The card's decision rule from ``samples`` (held out from training where the recipe can
     hold any out); None without samples. A stream recipe with ``false_alarms_per_min`` counts
-    false alarms per background minute over its calibration videos' windows, in order."""
+    false alarms per background minute over its calibration videos' windows, in order. With
+    the stream's ``windows`` (``samples`` are then its calibration videos' windows, named
+    ``video@end``) the rule also carries the start lag it shows on those videos, which a
+    stream's action events subtract (stream_data.start_lag)."""
     from training.data.feeder import SkeletonFeeder
 
     if not samples:
@@ -284,12 +289,22 @@ def calibrate_on(
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = np.array([s.label for s in samples])
     stream = recipe.stream
+    fps = recipe.fps or DEFAULT_FPS
     if stream is None or stream.false_alarms_per_min is None:
         rate = recipe.false_alarm_rate if stream is None else stream.false_alarm_rate
-        return calibrate_threshold(probs, labels, none, rate)
-    window_s = stream.calibration_stride / (recipe.fps or DEFAULT_FPS)
-    video = window_videos(samples)
-    return calibrate_per_minute(probs, labels, video, none, stream.false_alarms_per_min, window_s)
+        decision = calibrate_threshold(probs, labels, none, rate)
+    else:
+        window_s = stream.calibration_stride / fps
+        video = window_videos(samples)
+        decision = calibrate_per_minute(
+            probs, labels, video, none, stream.false_alarms_per_min, window_s
+        )
+    if windows is not None:
+        ends = [(name, int(end)) for name, end in (s.name.rsplit("@", 1) for s in samples)]
+        decision |= start_lag(probs, decision["threshold"], none, ends,
+                              windows.calibration_streams, windows.lookup, fps)  # fmt: skip
+        decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
+    return decision
 
 
 def stream_calibration(windows: StreamWindows, cfg: StreamTraining) -> list[Sample]:
@@ -403,9 +418,8 @@ def run_classify(
     decision = None
     if calibration:
         none = len(data.classes) - 1
-        decision = calibrate_on(classifier, calibration, window, recipe, none, ctx.device)
-        if decision is not None and windows is not None:
-            decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
+        decision = calibrate_on(classifier, calibration, window, recipe, none, ctx.device,
+                                windows)  # fmt: skip
         log.info("decision rule calibrated on training-split data: %s", decision)
     metrics = {
         **{k: v for k, v in report.items() if k != "confusion"},

@@ -368,6 +368,48 @@ def calibrate_per_minute(
     }
 
 
+def start_lag(
+    probs: NDArray[np.floating],
+    threshold: float,
+    none: int,
+    ends: Sequence[tuple[str, int]],
+    streams: Sequence[Stream],
+    lookup: NDArray[np.int64],
+    fps: float,
+) -> dict[str, Any]:
+    """How late a stream shows an action under the rule: for each instance of a model class in
+    ``streams``, seconds from its first frame to the end frame of the first window (``ends``:
+    the (video, last frame) of each row of ``probs``) inside it that shows its class; the
+    median over the instances shown (``start_lag_s``, what a stream's action_started subtracts
+    from the time it first showed the label), and the share never shown. Unsmoothed, like the
+    threshold: a stream's smoothing adds a stride or two."""
+    probs = np.asarray(probs, np.float64)
+    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    shown = np.where((top != none) & (confidence >= threshold), top, none)
+    by_video: dict[str, list[tuple[int, int]]] = {}
+    for (video, end), label in zip(ends, shown, strict=True):
+        by_video.setdefault(video, []).append((end, int(label)))
+    lags, missed = [], 0
+    for stream in streams:
+        windows = by_video.get(stream.name, [])
+        for instance in stream.instances:
+            label = int(lookup[instance.label + 1])
+            if label == none:
+                continue
+            hits = [end for end, lab in windows
+                    if instance.start <= end < instance.end and lab == label]  # fmt: skip
+            if hits:
+                lags.append((min(hits) - instance.start) / fps)
+            else:
+                missed += 1
+    count = len(lags) + missed
+    return {
+        "start_lag_s": round(float(np.median(lags)), 3) if lags else 0.0,
+        "start_lag_instances": count,
+        "start_lag_missed_share": missed / count if count else 0.0,
+    }
+
+
 def calibrate_threshold(
     probs: NDArray[np.floating], labels: NDArray[np.integer], none: int, false_alarm_rate: float
 ) -> dict[str, Any]:

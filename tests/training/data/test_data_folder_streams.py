@@ -385,6 +385,13 @@ def test_a_stream_recipe_trains_on_the_folder_end_to_end(folder: Path, tmp_path:
     assert meta.decision["calibration_videos"][0] in {"0036-L", "0036-M", "0206-R"}
     assert meta.source.dataset == "folder-streams" and meta.source.root == str(folder.resolve())
     assert meta.decision["target_false_alarm_rate"] == 0.05
+    # the start lag is measured on every instance of the two classes in the held-out videos
+    wanted = {class_names(PKU).index(c) for c in ("handshaking", "hugging other person")}
+    held = [pku_stream(v) for v in meta.decision["calibration_videos"]]
+    count = sum(i.label in wanted for video in held for i in video.instances)
+    assert count and meta.decision["start_lag_instances"] == count
+    assert meta.decision["start_lag_s"] >= 0.0
+    assert 0.0 <= meta.decision["start_lag_missed_share"] <= 1.0
     # a new false-alarm target recalibrates the finished run when it is run again: no training
     per_minute = recipe.model_copy(
         update={"stream": recipe.stream.model_copy(update={"false_alarms_per_min": 0.5})}

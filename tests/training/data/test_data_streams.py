@@ -32,6 +32,7 @@ from training.recipes.stream_data import (
     calibrate_threshold,
     false_alarm_runs,
     split_calibration,
+    start_lag,
     stream_windows,
 )
 
@@ -252,6 +253,29 @@ def test_per_minute_calibration_takes_the_lowest_threshold_under_the_target() ->
     # at 2 s a window the same windows hold 2 minutes of background: 4 alarms are 2 a minute
     assert calibrate_per_minute(probs, labels, video, none, 2.0, 2.0)["threshold"] == 0.0
     assert calibrate_per_minute(probs, labels, video, none, 1.5, 2.0)["threshold"] == 0.61
+
+
+def test_the_start_lag_is_the_median_delay_of_the_first_window_inside_an_instance() -> None:
+    """Hand-worked, at 30 fps: model classes 0 and 1, none 2; frame label 3 (another dataset
+    class) is none. Windows end every 2 frames. Instance A (class 0, frames 10-19) is first
+    shown by the window ending at 15 (a window ending at 21, after it, shows class 0 too);
+    B (class 1, 22-29) only at 0.5, under the 0.6 threshold: missed; C (class 0, 32-39) at 33.
+    The lags are 5 and 1 frames: median 3 frames, 0.1 s; one of three instances missed."""
+    none, lookup = 2, np.array([2, 0, 1, 2])
+    instances = (Interval(2, 0, 5), Interval(0, 10, 20), Interval(1, 22, 30), Interval(0, 32, 40))
+    stream = Stream("v", np.ones((1, 40, 25, 3), np.float32), instances)
+    ends = list(range(1, 40, 2))
+    probs = np.tile([0.1, 0.1, 0.8], (len(ends), 1))
+    for end in (15, 17, 19, 21, 33, 35):
+        probs[ends.index(end)] = [0.9, 0.05, 0.05]
+    for end in (23, 25, 27):
+        probs[ends.index(end)] = [0.2, 0.5, 0.3]
+    lag = start_lag(probs, 0.6, none, [("v", e) for e in ends], [stream], lookup, 30.0)
+    assert lag == {"start_lag_s": 0.1, "start_lag_instances": 3, "start_lag_missed_share": 1 / 3}
+    # at a threshold of 0.5, B is shown from its first window on (frame 23: 1 frame late)
+    assert start_lag(probs, 0.5, none, [("v", e) for e in ends], [stream], lookup, 30.0) == {
+        "start_lag_s": round(1 / 30, 3), "start_lag_instances": 3, "start_lag_missed_share": 0.0
+    }  # fmt: skip
 
 
 # the eight interactions of the shipped interaction model's recipe
