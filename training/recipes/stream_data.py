@@ -311,6 +311,14 @@ def false_alarm_runs(
     return int(((shown[starts] != none) & ~hits).sum())
 
 
+def shown_labels(probs: NDArray[np.floating], none: int, threshold: float) -> NDArray[np.int64]:
+    """The label each row of ``probs`` shows under the card's rule (skeleton.card.shown_label):
+    its top class when that is not ``none`` and reaches ``threshold``, else ``none``."""
+    probs = np.asarray(probs, np.float64)
+    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    return np.where((top != none) & (confidence >= threshold), top, none)
+
+
 def lowest_threshold(
     probs: NDArray[np.floating],
     labels: NDArray[np.integer],
@@ -322,10 +330,9 @@ def lowest_threshold(
     reaches ``threshold``, else ``none``; the threshold is the lowest on a 0.01 grid at which
     ``rate_of(shown labels) <= target`` (the grid ends above 1, where nothing is shown). The
     rule's recall on action windows at it is recorded beside."""
-    probs, labels = np.asarray(probs, np.float64), np.asarray(labels)
-    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    labels = np.asarray(labels)
     for threshold in np.round(np.arange(0.0, 1.0101, 0.01), 2):
-        shown = np.where((top != none) & (confidence >= threshold), top, none)
+        shown = shown_labels(probs, none, threshold)
         rate = rate_of(shown)
         if rate <= target:
             break
@@ -383,9 +390,7 @@ def start_lag(
     median over the instances shown (``start_lag_s``, what a stream's action_started subtracts
     from the time it first showed the label), and the share never shown. Unsmoothed, like the
     threshold: a stream's smoothing adds a stride or two."""
-    probs = np.asarray(probs, np.float64)
-    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    shown = np.where((top != none) & (confidence >= threshold), top, none)
+    shown = shown_labels(probs, none, threshold)
     by_video: dict[str, list[tuple[int, int]]] = {}
     for (video, end), label in zip(ends, shown, strict=True):
         by_video.setdefault(video, []).append((end, int(label)))
