@@ -30,7 +30,7 @@ INTERACTION, GESTURE = MODELS / "interaction.onnx", MODELS / "default.onnx"
 #: frame 300 they hug (the shipped interaction model starts the action about 2 s in, and ends
 #: it about 6.5 s in).
 VIDEO, FIRST = "0299-L", 300
-HUGGING, WHOLE = 170, 260  # slice lengths: ends while they hug; holds the hug's end too
+HUGGING, WHOLE = 120, 260  # slice lengths: ends while they hug; holds the hug's end too
 LEAVES_AFTER = 140  # the leaving run: person 1 (the pair's first-tracked body) leaves here
 # Recognition settings of the node under test, and of the reference core.
 STREAM = {"stride": 8, "top_k": 3, "smoothing": 0.5, "min_frames": 16, "event_min_s": 0.3}

@@ -106,7 +106,7 @@ def test_live_page_draws_the_skeleton_and_label(browser: Any, server: LiveServer
 
 
 SECONDS = 40  # of the first cross-subject test video: three interactions, background between
-STEP_S = 2  # the page is checked after every step of the replay
+STEP_S = 1  # the page is checked after every step of the replay
 PAGE = """return [...document.querySelectorAll('#bodies li')].map((li) => ({
   stream: Number(li.dataset.stream), body: Number(li.dataset.body),
   rows: [...li.querySelectorAll('.model')].map((row) => {
