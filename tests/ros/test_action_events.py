@@ -27,8 +27,8 @@ from tests.ros.node_runs import FPS, RosRun, start_run
 MODELS = Path(__file__).resolve().parents[2] / "models"
 INTERACTION, GESTURE = MODELS / "interaction.onnx", MODELS / "default.onnx"
 #: The first cross-subject test video of PKU-MMD: two people, both in view all along. From
-#: frame 300 they hug (the shipped interaction model starts the action about 2 s in, and ends
-#: it about 6.5 s in).
+#: frame 300 they hug (the shipped interaction model decides the action about 2.6 s in, its
+#: start reported 1 s before it first showed it, and ends it about 5 s in).
 VIDEO, FIRST = "0299-L", 300
 HUGGING, WHOLE = 120, 260  # slice lengths: ends while they hug; holds the hug's end too
 LEAVES_AFTER = 140  # the leaving run: person 1 (the pair's first-tracked body) leaves here

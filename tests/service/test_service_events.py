@@ -101,8 +101,8 @@ def test_a_short_flicker_does_not_split_an_action() -> None:
 def test_a_start_lag_moves_starts_earlier_but_never_before_the_previous_end() -> None:
     labels = [0, 0, 0, 0, 1, 1, 1, 0, 0, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1]
     assert segments(labels, 0.0) == [(1, 4.0, 7.0), (2, 9.0, 11.0), (1, 17.0, 19.0)]
-    # 2 s earlier: action 2 starts where action 1 ended (7), not at 9 - 2 = 7 by chance
     assert segments(labels, 0.0, 2.0) == [(1, 2.0, 7.0), (2, 7.0, 11.0), (1, 15.0, 19.0)]
+    # 3 s earlier would start action 2 at 6, before action 1 ended: it starts at 7
     assert segments(labels, 0.0, 3.0) == [(1, 1.0, 7.0), (2, 7.0, 11.0), (1, 14.0, 19.0)]
     # nor before the body came into view
     assert segments(labels, 0.0, 3.0, opened=2.5)[0] == (1, 2.5, 7.0)
