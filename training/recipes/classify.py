@@ -55,6 +55,7 @@ from training.recipes.stream_data import (
     instance_samples,
     start_lag,
     stream_windows,
+    window_ends,
     window_videos,
 )
 
@@ -300,8 +301,7 @@ def calibrate_on(
             probs, labels, video, none, stream.false_alarms_per_min, window_s
         )
     if windows is not None:
-        ends = [(name, int(end)) for name, end in (s.name.rsplit("@", 1) for s in samples)]
-        decision |= start_lag(probs, decision["threshold"], none, ends,
+        decision |= start_lag(probs, decision["threshold"], none, window_ends(samples),
                               windows.calibration_streams, windows.lookup, fps)  # fmt: skip
         decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
     return decision

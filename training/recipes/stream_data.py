@@ -139,10 +139,15 @@ def fixed_windows(
     return samples
 
 
+def window_ends(samples: Sequence[Sample]) -> list[tuple[str, int]]:
+    """(video, last frame) of each window of ``fixed_windows`` (named ``video@end``)."""
+    return [(video, int(end)) for video, end in (s.name.rsplit("@", 1) for s in samples)]
+
+
 def window_videos(samples: Sequence[Sample]) -> NDArray[np.int64]:
-    """Which video each window of ``fixed_windows`` (named ``video@end``) was cut from, as an
-    index: windows of one video share it."""
-    _, video = np.unique([s.name.rsplit("@", 1)[0] for s in samples], return_inverse=True)
+    """Which video each window of ``fixed_windows`` was cut from, as an index: windows of one
+    video share it."""
+    _, video = np.unique([video for video, _ in window_ends(samples)], return_inverse=True)
     return np.asarray(video, dtype=np.int64)
 
 
