@@ -379,6 +379,13 @@ def kernel_share(results: dict[str, Any], key: str) -> str:
     return f"{sys_s:.2f} s, {faults:.0f} faults"
 
 
+def user_seconds(results: dict[str, Any], key: str) -> float:
+    """Median user CPU seconds per step of one side: its arithmetic, without the kernel's
+    share (which varies with the host: mapping and zeroing fresh pages)."""
+    times = results["times_s"][key]
+    return statistics.median(c - s for c, s in zip(times["cpu"], times["sys"], strict=True))
+
+
 def markdown_section(results: dict[str, Any]) -> str:
     """The RESULTS.md section for these results."""
     timed = isinstance(results["reference"], dict)
@@ -439,6 +446,17 @@ def markdown_section(results: dict[str, Any]) -> str:
             + "; ".join(
                 f"{n} ours {kernel_share(results, f'{m}_step_s')}, "
                 f"release {kernel_share(results, f'reference_{m}_step_s')}"
+                for m, n in SHOWN
+            )
+            + ". Without the kernel's share (user seconds per step, median: the arithmetic "
+            "itself): "
+            + "; ".join(
+                f"{n} ours {user_seconds(results, f'{m}_step_s'):.2f}, release "
+                f"{user_seconds(results, f'reference_{m}_step_s'):.2f}, "
+                + _x(
+                    user_seconds(results, f"reference_{m}_step_s"),
+                    user_seconds(results, f"{m}_step_s"),
+                )  # fmt: skip
                 for m, n in SHOWN
             )
             + f". Load average at the end of the run: {results['load_average']}; memory "
