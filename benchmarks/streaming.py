@@ -169,8 +169,10 @@ def scored_variants(
     truth: Sequence[NDArray[np.int64]],
     card: ModelCard,
     none: int,
+    configs: Sequence[StreamConfig],
 ) -> list[dict[str, Any]]:
-    """The scores of every variant of a replay whose cores ran ``variant_configs``' configs:
+    """The scores of every variant of a replay whose cores ran ``configs``
+    (``variant_configs``):
     ``baseline`` (no none), ``shipped`` (per-frame shown labels under the card's rule) and
     ``events`` for each of ``EVENT_VARIANTS`` (segments from action_started / action_ended)."""
     rows = []
@@ -179,12 +181,12 @@ def scored_variants(
         scores = stream_scores(truth, [s.labels for s in shown], [s.probability for s in shown],
                                none, FPS)  # fmt: skip
         rows.append({"variant": variant, "event_min_s": None, **scores})
-    for i, (min_s, lag) in enumerate(EVENT_VARIANTS):
+    for i, (min_s, _) in enumerate(EVENT_VARIANTS):
         frames = [event_frames(r[1 + i].events, card, len(t), none) for r, t in
                   zip(results, truth, strict=True)]  # fmt: skip
         scores = stream_scores(truth, [f[0] for f in frames], [f[1] for f in frames], none, FPS,
                                known=[f[2] for f in frames])  # fmt: skip
-        start_lag = card.start_lag_s if lag is None else lag
+        start_lag = StreamCore(configs[1 + i], card).start_lag_s()
         rows.append({"variant": "events", "event_min_s": min_s, "start_lag_s": start_lag,
                      **scores})  # fmt: skip
     return rows
@@ -229,7 +231,7 @@ def pku_rows(
                 "test_videos_in_training": sum(v.name in seen for v in videos),
                 "replay_seconds": round(seconds, 1),
             }
-            for row in scored_variants(results, truth, card, none):
+            for row in scored_variants(results, truth, card, none, configs):
                 rows.append({**common, **row})
                 print(json.dumps(rows[-1]), file=sys.stderr)
             if split == splits[0] and persons == "both":
@@ -305,7 +307,7 @@ def gesture_rows(
         return out
 
     configs = variant_configs("utd20")
-    rows = scored_variants(replayed(engine, configs), truths, engine.card, none)
+    rows = scored_variants(replayed(engine, configs), truths, engine.card, none, configs)
     models = [engine.card.name] * len(rows)
     top1 = [trimmed_top1(engine, "utd-mhad")] * len(rows)
     if baseline is not None:
@@ -363,7 +365,7 @@ def variant_name(row: dict[str, Any]) -> str:
     min_s = row.get("event_min_s")
     if min_s is None:
         return str(row["variant"])
-    return f"events, min {min_s:g} s, start lag {row.get('start_lag_s', 0.0):g} s"
+    return f"events, min {min_s:g} s, start lag {row.get('start_lag_s', 0.0):.3g} s"
 
 
 def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str) -> str:
@@ -398,7 +400,8 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         "start lag y s`: the actions of the `action_started` / `action_ended` events with "
         "`event_min_s` x and `start_lag_s` y (scored from the start and end they report: the "
         "start y s before the label was first shown, y the card's `decision.start_lag_s` "
-        "unless 0; latency from the `action_started` message); "
+        "plus the smoothing's delay, stride x a / (1 - a) frames, unless 0; latency from "
+        "the `action_started` message); "
         "interaction `baseline`: every window shows its top action (no none). `actor`: only "
         "the first person is sent. `utd-streams`: UTD-MHAD test "
         f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"

@@ -613,10 +613,17 @@ class StreamCore:
 
     def start_lag_s(self, model: str | None = None) -> float:
         """How much earlier than its label was first shown an action_started reports its start
-        (default model: the main one): the stream's, else the card's, else 0."""
+        (default model: the main one): the stream's; else the card's (measured on windows as
+        they came, unsmoothed) plus what this stream's smoothing adds: an exponential average
+        of weight a, fed a window every ``stride`` frames, trails a rising probability by
+        stride * a / (1 - a) frames; else (a card without one) 0."""
         card = self._models[model if model is not None else self.models[0]].card
-        lag = self.config.start_lag_s
-        return lag if lag is not None else card.start_lag_s
+        cfg = self.config
+        if cfg.start_lag_s is not None:
+            return cfg.start_lag_s
+        if not card.start_lag_s:
+            return 0.0
+        return card.start_lag_s + cfg.stride * cfg.smoothing / (1.0 - cfg.smoothing) / cfg.fps
 
     @property
     def bodies(self) -> list[BodyId]:

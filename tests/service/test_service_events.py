@@ -199,6 +199,11 @@ def test_action_starts_are_moved_by_the_cards_start_lag_unless_the_stream_says(
             previous_end = mine.end
     assert actions(card, start_lag_s=0.0) == shown
     assert card.start_lag_s == 0.5 and plain.start_lag_s == 0.0
+    # a smoothed stream shows labels later still: its average trails by stride * a / (1 - a)
+    smoothed = StreamConfig(**config, smoothing=0.75)
+    assert StreamCore(smoothed, card).start_lag_s() == pytest.approx(0.5 + 2 * 3 / 30)
+    assert StreamCore(smoothed, plain).start_lag_s() == 0.0
+    assert StreamCore(smoothed.model_copy(update={"start_lag_s": 0.2}), card).start_lag_s() == 0.2
 
 
 def test_a_pair_gets_one_event_naming_both_bodies(engine: InferenceEngine) -> None:
