@@ -60,8 +60,9 @@ FPS = 30.0
 STREAM = {"stride": 4, "smoothing": 0.5, "hysteresis": 0.1, "min_frames": 16, "top_k": 1}
 GAP_S = 4.0  # background between two UTD-MHAD clips
 # The action-event variants compared in one replay, as (StreamConfig.event_min_s,
-# start_lag_s): each minimum duration with the card's start lag (None), and the default minimum
-# with none (an action's start is when its label was first shown).
+# start_lag_s): each minimum duration with the lag StreamCore applies by default (None: the
+# card's plus the smoothing's delay), and the default minimum with none (an action's start is
+# when its label was first shown).
 EVENT_VARIANTS = ((0.0, None), (0.3, None), (0.6, None), (1.0, None), (0.3, 0.0))
 TIMELINE_EVENTS = EVENT_VARIANTS.index((0.3, None))
 
