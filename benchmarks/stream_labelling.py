@@ -18,6 +18,7 @@ Writes benchmarks/results/stream_labelling.json, a plot and a RESULTS.md section
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -26,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pretrain_streams import scaled_loop
 from benchmarks.report import publish
 from benchmarks.streaming import (
     EVENT_VARIANTS,
@@ -41,7 +43,7 @@ from benchmarks.study import read_back_or_run
 from service.engine import EngineOptions, InferenceEngine
 from training.config_io import load_config
 from training.data.registry import load_streams
-from training.data.streams import class_lookup
+from training.data.streams import StreamDataset, class_lookup
 from training.export_checkpoint import export_checkpoint
 from training.recipes.classify import CLASSIFIER_NAME, ClassifyRecipe
 from training.recipes.plots import plt  # type: ignore[attr-defined]
@@ -57,7 +59,7 @@ VARIANTS: dict[str, tuple[int, float | None]] = {
     "tail8-bg0.3": (8, 0.3),
     "tail8-natural": (8, None),
 }
-EVENTS_MIN_S = 0.3  # the events row compared: the service's default minimum, the card's lag
+EVENTS_MIN_S = 0.3  # the events row compared: the service's default minimum and start lag
 
 
 def variant_recipe(name: str, epochs: int, seed: int, threads: int) -> ClassifyRecipe:
@@ -66,20 +68,23 @@ def variant_recipe(name: str, epochs: int, seed: int, threads: int) -> ClassifyR
     tail, share = VARIANTS[name]
     assert recipe.stream is not None, f"{RECIPE} is not a stream recipe"
     stream = recipe.stream.model_copy(update={"tail_frames": tail, "background_share": share})
-    warmup = round(recipe.loop.warmup_epochs * epochs / recipe.loop.epochs)
-    loop = recipe.loop.model_copy(
-        update={"epochs": epochs, "warmup_epochs": warmup, "seed": seed, "threads": threads}
-    )
+    loop = scaled_loop(recipe, epochs, seed, threads)
     return recipe.model_copy(update={"stream": stream, "loop": loop})
 
 
-def exported(run: Path, threads: int) -> InferenceEngine:
-    """The run's classifier as ONNX (exported once, beside it), in the serving engine."""
+def exported(run: Path) -> Path:
+    """The run's classifier as ONNX, exported once beside it (again when the run changed)."""
     onnx = run / "model.onnx"
     checkpoint = run / CLASSIFIER_NAME
     if not onnx.exists() or onnx.stat().st_mtime < checkpoint.stat().st_mtime:
         export_checkpoint(checkpoint, onnx, limit=256)
-    return InferenceEngine(onnx, EngineOptions(intra_op_threads=threads))
+    return onnx
+
+
+@functools.cache
+def training_streams() -> StreamDataset:
+    """PKU-MMD's cross-subject split as streams, read once for every variant's replay."""
+    return load_streams("pku-mmd", benchmark="xsub")
 
 
 def held_out_scores(engine: InferenceEngine, videos: Sequence[str]) -> dict[str, Any]:
@@ -88,8 +93,9 @@ def held_out_scores(engine: InferenceEngine, videos: Sequence[str]) -> dict[str,
     card = engine.card
     assert card.none_label is not None, f"{engine.path}: the card names no none label"
     none = card.labels.index(card.none_label)
-    data = load_streams("pku-mmd", benchmark="xsub")
-    streams = [s for s in data.train if s.name in set(videos)]
+    data = training_streams()
+    held_out = set(videos)
+    streams = [s for s in data.train if s.name in held_out]
     _, lookup = class_lookup(data.classes, list(card.labels[:none]))
     infer = CachedInference(engine)
     configs = variant_configs("ntu25")
@@ -113,11 +119,12 @@ def held_out_scores(engine: InferenceEngine, videos: Sequence[str]) -> dict[str,
 def held_out_of(run: Path, videos: Sequence[str], threads: int) -> dict[str, Any]:
     """``held_out_scores`` of the run's export, kept beside it (held_out.json) until the run's
     classifier changes."""
-    engine = exported(run, threads)
+    onnx = exported(run)
     kept = run / "held_out.json"
-    if kept.exists() and kept.stat().st_mtime > engine.path.stat().st_mtime:
+    if kept.exists() and kept.stat().st_mtime > onnx.stat().st_mtime:
         scores: dict[str, Any] = json.loads(kept.read_text())
         return scores
+    engine = InferenceEngine(onnx, EngineOptions(intra_op_threads=threads))
     scores = held_out_scores(engine, videos)
     kept.write_text(json.dumps(scores, indent=1))
     return scores
