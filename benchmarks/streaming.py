@@ -1,7 +1,7 @@
 """Continuous recognition on real untrimmed streams, through the real serving path.
 
     python -m benchmarks.streaming [--interaction models/interaction.onnx]
-        [--gesture models/default.onnx] [--baseline-gesture PATH] [--splits xsub xview]
+        [--gesture models/default.onnx] [--baseline-gesture PATH ...] [--splits xsub xview]
 
 Every test video of PKU-MMD (cross-subject and cross-view) is replayed frame by frame, with
 30 fps timestamps, into ``service.stream.StreamCore`` over the exported ONNX model
@@ -13,9 +13,12 @@ label and decision rule; ``baseline`` is today's behaviour: every window shows i
 
 The gesture model is replayed on streams of UTD-MHAD test clips (cross-subject, even subjects)
 separated by 4 s of PKU-MMD test-video background (first person, mapped to utd20); its
-baseline is the model given as ``--baseline-gesture`` under its own card's rule (the previous
-default model), or the same model with the rule off. Writes benchmarks/results/streaming.json,
-a timeline plot and a RESULTS.md section.
+baselines are the models given as ``--baseline-gesture``, each under its own card's rule
+(earlier default models), or the same model with the rule off. It and its baselines are also
+replayed on streams that hold nothing of its vocabulary (``none_motion``): the NW-UCLA test
+clips of activities no UTD-MHAD class resembles, and still poses (a frame of each held), with
+1 s of the same background around each; every action they show is a false alarm. Writes
+benchmarks/results/streaming.json, a timeline plot and a RESULTS.md section.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.report import publish
-from benchmarks.stream_scoring import stream_scores
+from benchmarks.stream_scoring import runs, stream_scores
 from service.engine import EngineOptions, InferenceEngine
 from service.stream import (
     ActionEnded,
@@ -51,7 +54,10 @@ from skeleton.card import ModelCard
 from skeleton.clip import inference_window
 from skeleton.layouts import convert
 from training.data.registry import load_dataset, load_streams
+from training.data.spliced import background_gaps, splice
 from training.data.streams import Stream, class_lookup
+from training.data.types import Sample
+from training.recipes.none_data import still_pose
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -65,6 +71,12 @@ GAP_S = 4.0  # background between two UTD-MHAD clips
 # when its label was first shown).
 EVENT_VARIANTS = ((0.0, None), (0.3, None), (0.6, None), (1.0, None), (0.3, 0.0))
 TIMELINE_EVENTS = EVENT_VARIANTS.index((0.3, None))
+# NW-UCLA activities no UTD-MHAD class resembles (its pick-ups, throw, sitting, standing,
+# walking and carrying are left out): the gesture model should show none of its own.
+NONE_ACTIVITIES = ("drop trash", "donning", "doffing")
+STILL_S = 3.0  # a still pose: one frame held this long
+NONE_GAP_S = 1.0  # background before and after each of them
+NONE_EVENT_MIN_S = 0.3  # the events counted on none-motion streams: the service's default
 
 
 @dataclass
@@ -285,47 +297,107 @@ def utd_streams() -> tuple[list[Any], list[Any]]:
     return [s.data for s in data.test], truths
 
 
+def model_names(engines: Sequence[InferenceEngine]) -> list[str]:
+    """Each model's card name, with its version where two models share a name (a model and
+    its predecessor)."""
+    names = [e.card.name for e in engines]
+    return [f"{n}@{e.card.version}" if names.count(n) > 1 else n
+            for n, e in zip(names, engines, strict=True)]  # fmt: skip
+
+
+def gesture_replay(
+    model: InferenceEngine, streams: Sequence[NDArray[np.float32]], configs: list[StreamConfig]
+) -> list[list[Shown]]:
+    """``streams`` (utd20) replayed through ``model`` once per config."""
+    utd_classes = load_dataset("utd-mhad").classes
+    card = model.card
+    # the truth is in UTD-MHAD label order, none last: so must the model's labels be
+    assert list(card.labels[: len(utd_classes)]) == list(utd_classes), card.labels
+    assert card.none_label in (None, card.labels[-1]), card.none_label
+    infer, out = CachedInference(model), []
+    for stream in streams:
+        out.append(replay(stream, "utd20", card, infer, configs))
+        infer.clear()
+    return out
+
+
 def gesture_rows(
-    engine: InferenceEngine, baseline: InferenceEngine | None, limit: int | None
+    engine: InferenceEngine, baselines: Sequence[InferenceEngine], limit: int | None
 ) -> list[dict[str, Any]]:
-    """The gesture model on UTD-MHAD streams; its baseline is ``baseline`` under its own card's
-    rule when given, else the same model with the rule off."""
+    """The gesture model on UTD-MHAD streams; its baselines are ``baselines`` each under its
+    own card's rule when given, else the same model with the rule off."""
     streams, truths = utd_streams()
     if limit:
         streams, truths = streams[:limit], truths[:limit]
-    utd_classes = load_dataset("utd-mhad").classes
-    none = len(utd_classes)  # the truth's none: 27
-
-    def replayed(model: InferenceEngine, configs: list[StreamConfig]) -> list[list[Shown]]:
-        card = model.card
-        # the truth is in UTD-MHAD label order, none last: so must the model's labels be
-        assert list(card.labels[:none]) == list(utd_classes), card.labels
-        assert card.none_label in (None, card.labels[-1]), card.none_label
-        infer, out = CachedInference(model), []
-        for stream in streams:
-            out.append(replay(stream, "utd20", card, infer, configs))
-            infer.clear()
-        return out
-
+    none = len(load_dataset("utd-mhad").classes)  # the truth's none: 27
     configs = variant_configs("utd20")
-    rows = scored_variants(replayed(engine, configs), truths, engine.card, none, configs)
-    models = [engine.card.name] * len(rows)
+    rows = scored_variants(gesture_replay(engine, streams, configs), truths, engine.card, none,
+                           configs)  # fmt: skip
+    names = model_names([*baselines, engine])
+    models = [names[-1]] * len(rows)
     top1 = [trimmed_top1(engine, "utd-mhad")] * len(rows)
-    if baseline is not None:
+    if baselines:
         plain = [StreamConfig(layout="utd20", fps=FPS, **STREAM)]
-        shown = [r[0] for r in replayed(baseline, plain)]
-        scores = stream_scores(truths, [s.labels for s in shown], [s.probability for s in shown],
-                               none, FPS)  # fmt: skip
-        rows[0] = {"variant": "baseline", "event_min_s": None, **scores}
-        models[0], top1[0] = baseline.card.name, trimmed_top1(baseline, "utd-mhad")
-        if baseline.card.name == engine.card.name:  # a model and its predecessor: by version
-            models = [f"{m.card.name}@{m.card.version}" for m in (baseline, engine)]
-            models += [models[-1]] * (len(rows) - 2)
+        rows, models, top1 = rows[1:], models[1:], top1[1:]
+        for i, baseline in reversed(list(enumerate(baselines))):
+            shown = [r[0] for r in gesture_replay(baseline, streams, plain)]
+            scores = stream_scores(truths, [s.labels for s in shown],
+                                   [s.probability for s in shown], none, FPS)  # fmt: skip
+            rows.insert(0, {"variant": "baseline", "event_min_s": None, **scores})
+            models.insert(0, names[i])
+            top1.insert(0, trimmed_top1(baseline, "utd-mhad"))
     out = []
     for row, model, trimmed in zip(rows, models, top1, strict=True):
         common = {"model": model, "split": "utd-streams", "persons": "actor"}
         out.append({**common, **row, "trimmed_top1": trimmed, "videos": len(streams)})
         print(json.dumps(out[-1]), file=sys.stderr)
+    return out
+
+
+def none_motion_streams() -> dict[str, list[NDArray[np.float32]]]:
+    """Streams (utd20, one person) that hold nothing of the gesture model's vocabulary, one per
+    NW-UCLA test clip (view 3) of ``NONE_ACTIVITIES``: ``activities``, the clip between
+    NONE_GAP_S s of PKU-MMD cross-subject test-video background before and after; ``still
+    poses``, one frame of it held STILL_S s between the same background
+    (training/recipes/none_data.still_pose)."""
+    ucla = load_dataset("nw-ucla")
+    wanted = {ucla.classes.index(name) for name in NONE_ACTIVITIES}
+    rng = np.random.default_rng(0)
+    clips = [Sample(s.name, convert(s.data[:1], ucla.layout, "utd20"), -1, s.subject)
+             for s in ucla.test if s.label in wanted]  # fmt: skip
+    stills = [still_pose(s, round(STILL_S * FPS), rng) for s in clips]
+    background = load_streams("pku-mmd", benchmark="xsub")
+    gap = round(NONE_GAP_S * FPS)
+    out = {}
+    for name, parts in (("activities", clips), ("still poses", stills)):
+        gaps = background_gaps(background.test, background.layout, "utd20", 1,
+                               [gap] * (len(parts) + 1), seed=0)  # fmt: skip
+        # one clip per stream: each starts with the core's bodies fresh, as a person walks in
+        out[name] = [s.data for s in splice(parts, gaps, 1, name)]
+    return out
+
+
+def none_motion_rows(engines: Sequence[InferenceEngine]) -> list[dict[str, Any]]:
+    """False alarms of each gesture model on ``none_motion_streams``: runs of a shown action
+    (card rule) and ``action_started`` events (``NONE_EVENT_MIN_S``) per minute."""
+    streams = none_motion_streams()
+    config = [StreamConfig(layout="utd20", fps=FPS, event_min_s=NONE_EVENT_MIN_S, **STREAM)]
+    out = []
+    for engine, name in zip(engines, model_names(engines), strict=True):
+        none = len(engine.card.labels) - 1 if engine.card.none_label else len(engine.card.labels)
+        for kind, data in streams.items():
+            shown = [r[0] for r in gesture_replay(engine, data, config)]
+            minutes = sum(d.shape[1] for d in data) / FPS / 60.0
+            segments = sum(len(runs(s.labels, none)) for s in shown)
+            started = sum(isinstance(e, ActionStarted) for s in shown for e in s.events)
+            frames = np.concatenate([s.labels for s in shown])
+            out.append({
+                "model": name, "streams": kind, "clips": len(data), "minutes": round(minutes, 2),
+                "shown_false_alarms_per_min": segments / minutes,
+                "event_false_alarms_per_min": started / minutes,
+                "action_frame_share": float((frames != none).mean()),
+            })  # fmt: skip
+            print(json.dumps(out[-1]), file=sys.stderr)
     return out
 
 
@@ -369,7 +441,34 @@ def variant_name(row: dict[str, Any]) -> str:
     return f"events, min {min_s:g} s, start lag {row.get('start_lag_s', 0.0):.3g} s"
 
 
-def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str) -> str:
+def none_motion_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"| {r['model']} | {r['streams']} | {r['clips']} | {r['minutes']:.1f} "
+        f"| {r['shown_false_alarms_per_min']:.2f} | {r['event_false_alarms_per_min']:.2f} "
+        f"| {r['action_frame_share']:.3f} |\n"
+        for r in rows
+    )
+    return (
+        "\nThe gesture models on streams that hold nothing of their vocabulary (`none_motion`): "
+        f"one stream per NW-UCLA test clip (view 3) of {', '.join(NONE_ACTIVITIES)} (activities "
+        "no UTD-MHAD class resembles), and one per still pose (a frame of such a clip held "
+        f"{STILL_S:g} s), each between {NONE_GAP_S:g} s of PKU-MMD test background; every "
+        "action shown is a false alarm (shown: runs of an action label under the card's rule; "
+        f"events: `action_started` with `event_min_s` {NONE_EVENT_MIN_S:g} s).\n\n"
+        "| model | streams | clips | minutes | shown false alarms / min "
+        "| action_started / min | frames showing an action |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + body
+    )
+
+
+def markdown(
+    rows: list[dict[str, Any]],
+    commands: dict[str, str],
+    machine: str,
+    none_motion: list[dict[str, Any]],
+) -> str:
     head = (
         "| model | split | persons | variant | mAP@0.5 | F1@0.5 | frame acc | frame macro F1 "
         "| latency median / p90 (s) | missed | false alarms / bg min | trimmed top-1 "
@@ -392,9 +491,9 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         ran = "; ".join(f"{model} rows: `{c}`" for model, c in commands.items())
     return (
         "## Continuous recognition on untrimmed streams\n\n"
-        f"{ran} ({machine}). The gesture `baseline` is the model given as `--baseline-gesture` "
-        "under its own card's rule: the default model before this one, trained from scratch on "
-        "trimmed clips plus none clips (`git show c130c70:models/default.onnx`). "
+        f"{ran} ({machine}). The gesture `baseline` rows are the models given as "
+        "`--baseline-gesture`, each under its own card's rule (earlier default models, named "
+        "`name@version` where two share a name; models/README.md says which). "
         "Every test video replayed at 30 fps through `StreamCore` and "
         f"the exported ONNX model (stream settings: {settings}). `shipped`: the label shown "
         "at each frame under the card's none label and decision rule; `events, min x s, "
@@ -408,6 +507,7 @@ def markdown(rows: list[dict[str, Any]], commands: dict[str, str], machine: str)
         f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"
         + head
         + body
+        + none_motion_markdown(none_motion)
         + "\n![timeline](results/streaming_timeline.png)\n"
     )
 
@@ -416,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interaction", type=Path, default=ROOT / "models" / "interaction.onnx")
     parser.add_argument("--gesture", type=Path, default=ROOT / "models" / "default.onnx")
-    parser.add_argument("--baseline-gesture", type=Path, default=None)
+    parser.add_argument("--baseline-gesture", type=Path, nargs="+", default=[])
     parser.add_argument("--splits", nargs="+", default=["xsub", "xview"])
     parser.add_argument("--limit", type=int, default=None, help="videos per split (quick runs)")
     parser.add_argument("--threads", type=int, default=2)
@@ -428,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = EngineOptions(intra_op_threads=args.threads)
     rows: list[dict[str, Any]] = []
+    none_motion: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
     command = ("python -m benchmarks.streaming " + " ".join(argv or sys.argv[1:])).strip()
     commands = {"interaction": command, "gesture": command}
@@ -437,16 +538,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = [r for r in previous["rows"] if (r["split"] == "utd-streams") == (kept is not None)]
         other = "gesture" if args.only == "interaction" else "interaction"
         commands[other] = previous.get("commands", {}).get(other, previous.get("command", ""))
+        if args.only == "interaction":
+            none_motion = previous.get("none_motion", [])
     if args.only != "gesture" and args.interaction.is_file():
         pku, timeline = pku_rows(
             InferenceEngine(args.interaction, options), args.splits, args.limit
         )
         rows = pku + rows
     if args.only != "interaction" and args.gesture.is_file():
-        baseline = (
-            InferenceEngine(args.baseline_gesture, options) if args.baseline_gesture else None
-        )
-        rows += gesture_rows(InferenceEngine(args.gesture, options), baseline, args.limit)
+        gesture = InferenceEngine(args.gesture, options)
+        baselines = [InferenceEngine(path, options) for path in args.baseline_gesture]
+        rows += gesture_rows(gesture, baselines, args.limit)
+        none_motion = none_motion_rows([*baselines, gesture])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} onnxruntime threads"
     if timeline:
         plot_timeline(timeline, args.out.with_name("streaming_timeline.png"))
@@ -456,8 +559,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "stream_settings": STREAM,
         "rows": rows,
+        "none_motion": none_motion,
     }
-    publish("streaming", result, args.out, markdown(rows, commands, machine))
+    publish("streaming", result, args.out, markdown(rows, commands, machine, none_motion))
 
 
 if __name__ == "__main__":
