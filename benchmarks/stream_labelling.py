@@ -222,8 +222,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Held-out training videos: {rows[0]['held_out']['videos']}. Chosen by events mAP@0.5, "
         f"then shown latency: **{result['chosen']}**. Against {base['variant']} (the first row, "
-        f"the rule the comparison started from): events mAP@0.5 {change('map_iou50', 'events')}, shown "
-        f"frame macro F1 {change('frame_macro_f1', 'shown')}, shown median latency "
+        f"the rule the comparison started from): events mAP@0.5 "
+        f"{change('map_iou50', 'events')}, shown frame macro F1 "
+        f"{change('frame_macro_f1', 'shown')}, shown median latency "
         f"{change('latency_median_s', 'shown')} s, missed share "
         f"{change('missed_share', 'shown')}, false alarms per background minute "
         f"{change('false_alarms_per_min', 'shown')}. One seed at a reduced budget: a model "
