@@ -33,8 +33,8 @@ from benchmarks.streaming import (
     EVENT_VARIANTS,
     FPS,
     STREAM,
-    CachedInference,
-    replay,
+    none_index,
+    replay_all,
     scored_variants,
     truth_labels,
     variant_configs,
@@ -93,17 +93,13 @@ def held_out_scores(engine: InferenceEngine, videos: Sequence[str]) -> dict[str,
     benchmarks/streaming.py scores the test videos: the shown labels and the events row."""
     card = engine.card
     assert card.none_label is not None, f"{engine.path}: the card names no none label"
-    none = card.labels.index(card.none_label)
+    none = none_index(card)
     data = training_streams()
     held_out = set(videos)
     streams = [s for s in data.train if s.name in held_out]
     _, lookup = class_lookup(data.classes, list(card.labels[:none]))
-    infer = CachedInference(engine)
     configs = variant_configs("ntu25")
-    results = []
-    for stream in streams:
-        results.append(replay(stream.data, "ntu25", card, infer, configs))
-        infer.clear()
+    results = replay_all(engine, [s.data for s in streams], "ntu25", configs)
     truth = [truth_labels(s, lookup) for s in streams]
     rows = scored_variants(results, truth, card, none, configs)
     shipped = next(r for r in rows if r["variant"] == "shipped")

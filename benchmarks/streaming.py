@@ -130,6 +130,12 @@ class CachedInference:
         self.cache.clear()
 
 
+def none_index(card: ModelCard) -> int:
+    """The label index a replay shows for none: the card's none label, or one past its labels
+    for a model without one."""
+    return card.labels.index(card.none_label) if card.none_label else len(card.labels)
+
+
 def replay(
     data: NDArray[np.float32],
     layout: str,
@@ -140,7 +146,7 @@ def replay(
     """Stream ``data`` (M, T, V, 3) frame by frame, persons as bodies 1..M (an all-zero person
     is not in view), into one core per config; the labels body 1 shows at every frame and its
     action events (the bodies leave when the video ends)."""
-    none = card.labels.index(card.none_label) if card.none_label else len(card.labels)
+    none = none_index(card)
     frames = data.shape[1]
     now = [0.0]  # simulated time: the replay runs as if the camera sent frames at 30 fps
     cores = [StreamCore(config, card, clock=lambda: now[0]) for config in configs]
@@ -166,6 +172,21 @@ def replay(
         left = core.evict_all()
         actions[c] += [e for e in left if isinstance(e, ActionEnded) and 1 in e.bodies]
     return [Shown(*out) for out in zip(shown, prob, actions, strict=True)]
+
+
+def replay_all(
+    engine: InferenceEngine,
+    streams: Sequence[NDArray[np.float32]],
+    layout: str,
+    configs: Sequence[StreamConfig],
+) -> list[list[Shown]]:
+    """``replay`` of each of ``streams`` through ``engine``, its windows run once per stream
+    for all ``configs``."""
+    infer, out = CachedInference(engine), []
+    for stream in streams:
+        out.append(replay(stream, layout, engine.card, infer, configs))
+        infer.clear()
+    return out
 
 
 def variant_configs(layout: str) -> list[StreamConfig]:
@@ -214,9 +235,8 @@ def pku_rows(
     engine: InferenceEngine, splits: Sequence[str], limit: int | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     card = engine.card
-    infer = CachedInference(engine)
     assert card.none_label is not None, "the interaction model's card names no none label"
-    none = card.labels.index(card.none_label)
+    none = none_index(card)
     configs = variant_configs("ntu25")
     rows: list[dict[str, Any]] = []
     timeline: dict[str, Any] = {}
@@ -228,12 +248,9 @@ def pku_rows(
         videos = data.test[:limit] if limit else data.test
         truth = [truth_labels(v, lookup) for v in videos]
         for persons in ("both", "actor"):
-            results: list[list[Shown]] = []
             started = time.perf_counter()
-            for video in videos:
-                clip = video.data if persons == "both" else video.data[:1]
-                results.append(replay(clip, "ntu25", card, infer, configs))
-                infer.clear()
+            clips = [v.data if persons == "both" else v.data[:1] for v in videos]
+            results = replay_all(engine, clips, "ntu25", configs)
             seconds = time.perf_counter() - started
             common = {
                 "model": card.name,
@@ -305,22 +322,6 @@ def model_names(engines: Sequence[InferenceEngine]) -> list[str]:
             for n, e in zip(names, engines, strict=True)]  # fmt: skip
 
 
-def gesture_replay(
-    model: InferenceEngine, streams: Sequence[NDArray[np.float32]], configs: list[StreamConfig]
-) -> list[list[Shown]]:
-    """``streams`` (utd20) replayed through ``model`` once per config."""
-    utd_classes = load_dataset("utd-mhad").classes
-    card = model.card
-    # the truth is in UTD-MHAD label order, none last: so must the model's labels be
-    assert list(card.labels[: len(utd_classes)]) == list(utd_classes), card.labels
-    assert card.none_label in (None, card.labels[-1]), card.none_label
-    infer, out = CachedInference(model), []
-    for stream in streams:
-        out.append(replay(stream, "utd20", card, infer, configs))
-        infer.clear()
-    return out
-
-
 def gesture_rows(
     engine: InferenceEngine, baselines: Sequence[InferenceEngine], limit: int | None
 ) -> list[dict[str, Any]]:
@@ -329,25 +330,31 @@ def gesture_rows(
     streams, truths = utd_streams()
     if limit:
         streams, truths = streams[:limit], truths[:limit]
-    none = len(load_dataset("utd-mhad").classes)  # the truth's none: 27
-    configs = variant_configs("utd20")
-    rows = scored_variants(gesture_replay(engine, streams, configs), truths, engine.card, none,
-                           configs)  # fmt: skip
+    utd_classes = load_dataset("utd-mhad").classes
+    none = len(utd_classes)  # the truth's none: 27
+    for card in (m.card for m in (*baselines, engine)):
+        # the truth is in UTD-MHAD label order, none last: so must the models' labels be
+        assert list(card.labels[:none]) == list(utd_classes), card.labels
+        assert card.none_label in (None, card.labels[-1]), card.none_label
+
     names = model_names([*baselines, engine])
-    models = [names[-1]] * len(rows)
-    top1 = [trimmed_top1(engine, "utd-mhad")] * len(rows)
-    if baselines:
+    configs = variant_configs("utd20")
+    results = replay_all(engine, streams, "utd20", configs)
+    top1 = trimmed_top1(engine, "utd-mhad")
+    rows = [(row, names[-1], top1)
+            for row in scored_variants(results, truths, engine.card, none, configs)]  # fmt: skip
+    if baselines:  # each baseline under its own rule, in place of this model with the rule off
         plain = [StreamConfig(layout="utd20", fps=FPS, **STREAM)]
-        rows, models, top1 = rows[1:], models[1:], top1[1:]
-        for i, baseline in reversed(list(enumerate(baselines))):
-            shown = [r[0] for r in gesture_replay(baseline, streams, plain)]
+        previous = []
+        for baseline, name in zip(baselines, names[:-1], strict=True):
+            shown = [r[0] for r in replay_all(baseline, streams, "utd20", plain)]
             scores = stream_scores(truths, [s.labels for s in shown],
                                    [s.probability for s in shown], none, FPS)  # fmt: skip
-            rows.insert(0, {"variant": "baseline", "event_min_s": None, **scores})
-            models.insert(0, names[i])
-            top1.insert(0, trimmed_top1(baseline, "utd-mhad"))
+            row = {"variant": "baseline", "event_min_s": None, **scores}
+            previous.append((row, name, trimmed_top1(baseline, "utd-mhad")))
+        rows = previous + rows[1:]
     out = []
-    for row, model, trimmed in zip(rows, models, top1, strict=True):
+    for row, model, trimmed in rows:
         common = {"model": model, "split": "utd-streams", "persons": "actor"}
         out.append({**common, **row, "trimmed_top1": trimmed, "videos": len(streams)})
         print(json.dumps(out[-1]), file=sys.stderr)
@@ -383,18 +390,19 @@ def none_motion_rows(engines: Sequence[InferenceEngine]) -> list[dict[str, Any]]
     streams = none_motion_streams()
     config = [StreamConfig(layout="utd20", fps=FPS, event_min_s=NONE_EVENT_MIN_S, **STREAM)]
     out = []
+    minutes = {kind: sum(d.shape[1] for d in data) / FPS / 60.0 for kind, data in streams.items()}
     for engine, name in zip(engines, model_names(engines), strict=True):
-        none = len(engine.card.labels) - 1 if engine.card.none_label else len(engine.card.labels)
+        none = none_index(engine.card)
         for kind, data in streams.items():
-            shown = [r[0] for r in gesture_replay(engine, data, config)]
-            minutes = sum(d.shape[1] for d in data) / FPS / 60.0
+            shown = [r[0] for r in replay_all(engine, data, "utd20", config)]
             segments = sum(len(runs(s.labels, none)) for s in shown)
             started = sum(isinstance(e, ActionStarted) for s in shown for e in s.events)
             frames = np.concatenate([s.labels for s in shown])
             out.append({
-                "model": name, "streams": kind, "clips": len(data), "minutes": round(minutes, 2),
-                "shown_false_alarms_per_min": segments / minutes,
-                "event_false_alarms_per_min": started / minutes,
+                "model": name, "streams": kind, "clips": len(data),
+                "minutes": round(minutes[kind], 2),
+                "shown_false_alarms_per_min": segments / minutes[kind],
+                "event_false_alarms_per_min": started / minutes[kind],
                 "action_frame_share": float((frames != none).mean()),
             })  # fmt: skip
             print(json.dumps(out[-1]), file=sys.stderr)
