@@ -65,10 +65,10 @@ FPS = 30.0
 # The stream settings every replay uses (what a client would send in its WebSocket config).
 STREAM = {"stride": 4, "smoothing": 0.5, "hysteresis": 0.1, "min_frames": 16, "top_k": 1}
 GAP_S = 4.0  # background between two UTD-MHAD clips
-# The action-event variants compared in one replay, as (StreamConfig.event_min_s,
-# start_lag_s): each minimum duration with the lag StreamCore applies by default (None: the
-# card's plus the smoothing's delay), and the default minimum with none (an action's start is
-# when its label was first shown).
+# The action-event variants compared in one replay, as (StreamConfig.event_min_s, start and
+# end lag): each minimum duration with the lags StreamCore applies by default (None: the
+# card's plus the smoothing's delay), and the default minimum with none (an action starts when
+# its label was first shown and ends when it stopped being shown).
 EVENT_VARIANTS = ((0.0, None), (0.3, None), (0.6, None), (1.0, None), (0.3, 0.0))
 TIMELINE_EVENTS = EVENT_VARIANTS.index((0.3, None))
 # NW-UCLA activities no UTD-MHAD class resembles (its pick-ups, throw, sitting, standing,
@@ -193,8 +193,8 @@ def variant_configs(layout: str) -> list[StreamConfig]:
     """The configs of one replay: the baseline (rule off), then one per ``EVENT_VARIANTS``."""
     return [
         StreamConfig(layout=layout, fps=FPS, decision="off", **STREAM),
-        *(StreamConfig(layout=layout, fps=FPS, event_min_s=m, start_lag_s=lag, **STREAM)
-          for m, lag in EVENT_VARIANTS),
+        *(StreamConfig(layout=layout, fps=FPS, event_min_s=m, start_lag_s=lag, end_lag_s=lag,
+                       **STREAM) for m, lag in EVENT_VARIANTS),
     ]  # fmt: skip
 
 
@@ -220,9 +220,9 @@ def scored_variants(
                   zip(results, truth, strict=True)]  # fmt: skip
         scores = stream_scores(truth, [f[0] for f in frames], [f[1] for f in frames], none, FPS,
                                known=[f[2] for f in frames])  # fmt: skip
-        start_lag = StreamCore(configs[1 + i], card).start_lag_s()
-        rows.append({"variant": "events", "event_min_s": min_s, "start_lag_s": start_lag,
-                     **scores})  # fmt: skip
+        core = StreamCore(configs[1 + i], card)
+        rows.append({"variant": "events", "event_min_s": min_s, "start_lag_s": core.start_lag_s(),
+                     "end_lag_s": core.end_lag_s(), **scores})  # fmt: skip
     return rows
 
 
@@ -446,7 +446,8 @@ def variant_name(row: dict[str, Any]) -> str:
     min_s = row.get("event_min_s")
     if min_s is None:
         return str(row["variant"])
-    return f"events, min {min_s:g} s, start lag {row.get('start_lag_s', 0.0):.3g} s"
+    start, end = row.get("start_lag_s", 0.0), row.get("end_lag_s", 0.0)
+    return f"events, min {min_s:g} s, start lag {start:.3g} s, end lag {end:.3g} s"
 
 
 def none_motion_markdown(rows: list[dict[str, Any]]) -> str:
@@ -505,11 +506,12 @@ def markdown(
         "Every test video replayed at 30 fps through `StreamCore` and "
         f"the exported ONNX model (stream settings: {settings}). `shipped`: the label shown "
         "at each frame under the card's none label and decision rule; `events, min x s, "
-        "start lag y s`: the actions of the `action_started` / `action_ended` events with "
-        "`event_min_s` x and `start_lag_s` y (scored from the start and end they report: the "
-        "start y s before the label was first shown, y the card's `decision.start_lag_s` "
-        "plus the smoothing's delay, stride x a / (1 - a) frames, unless 0; latency from "
-        "the `action_started` message); "
+        "start lag y s, end lag z s`: the actions of the `action_started` / `action_ended` "
+        "events with `event_min_s` x, `start_lag_s` y and `end_lag_s` z (scored from the start "
+        "and end they report: the start y s before the label was first shown, the end z s "
+        "before it stopped being shown, y and z the card's `decision.start_lag_s` and "
+        "`decision.end_lag_s` plus the smoothing's delay, stride x a / (1 - a) frames, unless "
+        "0; latency from the `action_started` message); "
         "interaction `baseline`: every window shows its top action (no none). `actor`: only "
         "the first person is sent. `utd-streams`: UTD-MHAD test "
         f"clips separated by {GAP_S:g} s of PKU-MMD test background.\n\n"

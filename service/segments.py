@@ -12,8 +12,11 @@ A stream shows an action some time after it began: its window must first hold en
 With ``lag_s`` (the model card's ``decision.start_lag_s``, measured on its calibration videos)
 a segment's reported start is moved that much earlier, an estimate of when the action began;
 never before the end of the segment before it, nor before ``opened`` (when the body came into
-view). The decision itself is not moved: it is still made when the label has been shown for
-``min_s``.
+view). An action stops being shown some time after it ended too: the window still holds it.
+With ``end_lag_s`` (the card's ``decision.end_lag_s``) a segment that a label change ends is
+reported to end that much before the change, never before its label was first shown (a body
+that leaves ends its segment when it was last seen, unmoved). Neither decision is moved: each
+is still made when the new label has been shown for ``min_s``.
 
 Knows neither bodies nor transports: :class:`service.stream.StreamCore` owns one per body and
 model and turns what it returns into ``action_started`` / ``action_ended`` events.
@@ -36,7 +39,7 @@ class Started:
 class Ended:
     label: int
     start: float
-    end: float  # stream time its successor (another label or none) was first shown
+    end: float  # stream time its successor (another label or none) was first shown, less lag
     confidence: float  # mean shown probability over the segment
 
 
@@ -54,11 +57,18 @@ class _Run:
 
 class ActionSegmenter:
     def __init__(
-        self, none: int, min_s: float, lag_s: float = 0.0, opened: float = -math.inf
+        self,
+        none: int,
+        min_s: float,
+        lag_s: float = 0.0,
+        opened: float = -math.inf,
+        end_lag_s: float = 0.0,
     ) -> None:
-        if min_s < 0 or lag_s < 0:
-            raise ValueError(f"min_s and lag_s must be >= 0, got {min_s} and {lag_s}")
-        self.none, self.min_s, self.lag_s = none, min_s, lag_s
+        if min_s < 0 or lag_s < 0 or end_lag_s < 0:
+            raise ValueError(
+                f"min_s, lag_s and end_lag_s must be >= 0, got {min_s}, {lag_s} and {end_lag_s}"
+            )
+        self.none, self.min_s, self.lag_s, self.end_lag_s = none, min_s, lag_s, end_lag_s
         self._current = _Run(none, opened)
         self._candidate: _Run | None = None
         self._floor = opened  # no start before this: the last action's end, or `opened`
@@ -81,7 +91,8 @@ class ActionSegmenter:
             return []
         new, self._candidate = self._candidate, None
         out: list[Started | Ended] = []
-        if (ended := self._end(new.since)) is not None:
+        end = max(new.since - self.end_lag_s, self._current.since)
+        if (ended := self._end(end)) is not None:
             out.append(ended)
         self._current = new
         if new.label != self.none:

@@ -126,6 +126,13 @@ class StreamConfig(BaseModel):
         description="replaces the card's decision.start_lag_s: an action_started reports its "
         "start this long before its label was first shown (0: when first shown)",
     )
+    end_lag_s: float | None = Field(
+        None,
+        ge=0.0,
+        le=60.0,
+        description="replaces the card's decision.end_lag_s: an action_ended reports its end "
+        "this long before its label stopped being shown (0: when it stopped)",
+    )
     mode: Literal["windows", "events"] = Field(
         "windows",
         description="windows: every window's prediction, and action events; events: only "
@@ -618,12 +625,23 @@ class StreamCore:
         of weight a, fed a window every ``stride`` frames, trails a rising probability by
         stride * a / (1 - a) frames; else (a card without one) 0."""
         card = self._models[model if model is not None else self.models[0]].card
+        return self._lag(self.config.start_lag_s, card.start_lag_s)
+
+    def end_lag_s(self, model: str | None = None) -> float:
+        """How much earlier than its label stopped being shown an action_ended reports its end:
+        as ``start_lag_s``, from the stream's ``end_lag_s`` or the card's (a falling average
+        trails as a rising one does)."""
+        card = self._models[model if model is not None else self.models[0]].card
+        return self._lag(self.config.end_lag_s, card.end_lag_s)
+
+    def _lag(self, stream: float | None, card: float) -> float:
+        """The stream's lag if it set one; else the card's plus the smoothing's trail."""
         cfg = self.config
-        if cfg.start_lag_s is not None:
-            return cfg.start_lag_s
-        if not card.start_lag_s:
+        if stream is not None:
+            return stream
+        if not card:
             return 0.0
-        return card.start_lag_s + cfg.stride * cfg.smoothing / (1.0 - cfg.smoothing) / cfg.fps
+        return card + cfg.stride * cfg.smoothing / (1.0 - cfg.smoothing) / cfg.fps
 
     @property
     def bodies(self) -> list[BodyId]:
@@ -892,7 +910,13 @@ class StreamCore:
         """A new track of ``model`` for a body that came into view at ``opened``."""
         none = model.none
         segmenter = (
-            ActionSegmenter(none, self.config.event_min_s, self.start_lag_s(model.name), opened)
+            ActionSegmenter(
+                none,
+                self.config.event_min_s,
+                self.start_lag_s(model.name),
+                opened,
+                self.end_lag_s(model.name),
+            )  # fmt: skip
             if none is not None and self.config.decision == "card"
             else None
         )

@@ -161,9 +161,10 @@ class ModelCard(CardContent):
                 raise CardError(f"{source}: field 'decision.rule' must be one of {DECISION_RULES}")
             if not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.01:
                 raise CardError(f"{source}: field 'decision.threshold' must be in [0, 1.01]")
-            lag = self.decision.get("start_lag_s", 0.0)
-            if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0.0 <= lag <= 60:
-                raise CardError(f"{source}: field 'decision.start_lag_s' must be in [0, 60] s")
+            for key in ("start_lag_s", "end_lag_s"):
+                lag = self.decision.get(key, 0.0)
+                if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag <= 60:
+                    raise CardError(f"{source}: field 'decision.{key}' must be in [0, 60] s")
 
     @property
     def threshold(self) -> float | None:
@@ -175,6 +176,12 @@ class ModelCard(CardContent):
         """Seconds from an action's first frame to the first frame a stream shows it, the
         median over the calibration videos (``decision.start_lag_s``); 0 when not measured."""
         return 0.0 if self.decision is None else float(self.decision.get("start_lag_s", 0.0))
+
+    @property
+    def end_lag_s(self) -> float:
+        """Seconds from an action's last frame to the first frame a stream stops showing it,
+        the median over the calibration videos (``decision.end_lag_s``); 0 when not measured."""
+        return 0.0 if self.decision is None else float(self.decision.get("end_lag_s", 0.0))
 
 
 def sha256_of(path: Path) -> str:

@@ -50,10 +50,10 @@ def runs(labels: list[int]) -> list[tuple[int, int, int]]:
 
 
 def segments(
-    labels: list[int], min_s: float, lag_s: float = 0.0, opened: float = 0.0
+    labels: list[int], min_s: float, lag_s: float = 0.0, opened: float = 0.0, end_lag_s: float = 0.0
 ) -> list[tuple[int, float, float]]:
     """Replay ``labels`` shown at t = 0, 1, 2 ... and close at the end: (label, start, end)."""
-    seg = ActionSegmenter(NONE, min_s, lag_s, opened)
+    seg = ActionSegmenter(NONE, min_s, lag_s, opened, end_lag_s)
     started: list[Started] = []
     ended: list[Ended] = []
     for t, label in enumerate(labels):
@@ -112,6 +112,22 @@ def test_a_start_lag_moves_starts_earlier_but_never_before_the_previous_end() ->
     assert [(t, c.start) for t, c in decided if isinstance(c, Started)] == [
         (5, 0.0), (10, 7.0), (18, 12.0)
     ]  # fmt: skip
+
+
+def test_an_end_lag_moves_ends_earlier_but_never_before_the_label_was_first_shown() -> None:
+    labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 2, 0, 0, 1, 1, 1]
+    assert segments(labels, 0.0) == [(1, 4.0, 9.0), (2, 11.0, 12.0), (1, 14.0, 17.0)]
+    # action 1 ends 2 s before none was shown; action 2, shown for 1 s, ends where it was
+    # first shown; a body that leaves (the end of the replay) ends its action unmoved
+    assert segments(labels, 0.0, end_lag_s=2.0) == [(1, 4.0, 7.0), (2, 11.0, 11.0), (1, 14.0, 17.0)]
+    # an earlier end leaves room for the next start lag: action 2 may start at 7 now
+    assert segments(labels, 0.0, 5.0, end_lag_s=2.0) == [
+        (1, 0.0, 7.0), (2, 7.0, 11.0), (1, 11.0, 17.0)
+    ]  # fmt: skip
+    # the decision is not moved: with min_s 1 action 1 still ends at t = 10, reporting 7
+    seg = ActionSegmenter(NONE, 1.0, 0.0, 0.0, 2.0)
+    decided = [(t, c) for t, label in enumerate(labels) for c in seg.update(float(t), label, 1)]
+    assert [(t, c.end) for t, c in decided if isinstance(c, Ended)][0] == (10, 7.0)
 
 
 @given(label_runs, st.integers(0, 5), st.floats(0.0, 6.0))
@@ -198,6 +214,16 @@ def test_action_starts_are_moved_by_the_cards_start_lag_unless_the_stream_says(
             assert mine.end == first.end
             previous_end = mine.end
     assert actions(card, start_lag_s=0.0) == shown
+    # and the card's end lag moves their ends, never before they were first shown
+    ends = replace(plain, decision={**plain.decision, "end_lag_s": 0.2})
+    for mine, first in zip(actions(ends), shown, strict=True):
+        assert mine.timestamp == first.timestamp
+        if isinstance(mine, ActionEnded):
+            assert mine.end == max(first.end - 0.2, first.start)
+    assert actions(ends, end_lag_s=0.0) == shown
+    assert StreamCore(StreamConfig(**config, smoothing=0.75), ends).end_lag_s() == pytest.approx(
+        0.2 + 2 * 3 / 30
+    )
     assert card.start_lag_s == 0.5 and plain.start_lag_s == 0.0
     # a smoothed stream shows labels later still: its average trails by stride * a / (1 - a)
     smoothed = StreamConfig(**config, smoothing=0.75)

@@ -48,9 +48,10 @@ def test_a_card_with_a_none_label_and_decision_rule_reads_back_equal() -> None:
                        none_label="none", decision=rule)  # fmt: skip
     again = ModelCard.from_dict(json.loads(original.to_json()))
     assert again == original and again.threshold == 0.6
-    assert again.start_lag_s == 0.0  # a card from before the lag was measured
-    lagged = replace(original, decision={**rule, "start_lag_s": 0.9})
-    assert ModelCard.from_dict(json.loads(lagged.to_json())).start_lag_s == 0.9
+    assert again.start_lag_s == again.end_lag_s == 0.0  # a card from before they were measured
+    lagged = replace(original, decision={**rule, "start_lag_s": 0.9, "end_lag_s": 0.4})
+    read = ModelCard.from_dict(json.loads(lagged.to_json()))
+    assert (read.start_lag_s, read.end_lag_s) == (0.9, 0.4)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,8 @@ def test_a_card_with_a_none_label_and_decision_rule_reads_back_equal() -> None:
                                             "start_lag_s": -0.2}}, "decision.start_lag_s"),
         ({"none_label": "sit", "decision": {"rule": "top_probability", "threshold": 0.5,
                                             "start_lag_s": "1 s"}}, "decision.start_lag_s"),
+        ({"none_label": "sit", "decision": {"rule": "top_probability", "threshold": 0.5,
+                                            "end_lag_s": 61}}, "decision.end_lag_s"),
     ],
 )  # fmt: skip
 def test_a_malformed_none_label_or_rule_is_refused(changes: dict, message: str) -> None:  # type: ignore[type-arg]

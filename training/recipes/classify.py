@@ -53,7 +53,7 @@ from training.recipes.stream_data import (
     calibrate_threshold,
     fixed_windows,
     instance_samples,
-    start_lag,
+    stream_lags,
     stream_windows,
     window_ends,
     window_videos,
@@ -280,8 +280,8 @@ def calibrate_on(
     hold any out); None without samples. A stream recipe with ``false_alarms_per_min`` counts
     false alarms per background minute over its calibration videos' windows, in order. With
     the stream's ``windows`` (``samples`` are then its calibration videos' windows, named
-    ``video@end``) the rule also carries the start lag it shows on those videos, which a
-    stream's action events subtract (stream_data.start_lag)."""
+    ``video@end``) the rule also carries the start and end lags it shows on those videos,
+    which a stream's action events subtract (stream_data.stream_lags)."""
     from training.data.feeder import SkeletonFeeder
 
     if not samples:
@@ -301,7 +301,7 @@ def calibrate_on(
             probs, labels, video, none, stream.false_alarms_per_min, window_s
         )
     if windows is not None:
-        decision |= start_lag(probs, decision["threshold"], none, window_ends(samples),
+        decision |= stream_lags(probs, decision["threshold"], none, window_ends(samples),
                               windows.calibration_streams, windows.lookup, fps)  # fmt: skip
         decision["calibration_videos"] = [s.name for s in windows.calibration_streams]
     return decision

@@ -380,7 +380,7 @@ def calibrate_per_minute(
     }
 
 
-def start_lag(
+def stream_lags(
     probs: NDArray[np.floating],
     threshold: float,
     none: int,
@@ -389,34 +389,49 @@ def start_lag(
     lookup: NDArray[np.int64],
     fps: float,
 ) -> dict[str, Any]:
-    """How late a stream shows an action under the rule: for each instance of a model class in
-    ``streams``, seconds from its first frame to the end frame of the first window (``ends``:
-    the (video, last frame) of each row of ``probs``) inside it that shows its class; the
-    median over the instances shown (``start_lag_s``, what a stream's action_started subtracts
-    from the time it first showed the label), and the share never shown. Unsmoothed, like the
-    threshold: a stream's smoothing adds a stride or two."""
+    """How late a stream shows an action under the rule, and how late it stops. For each
+    instance of a model class in ``streams``: seconds from its first frame to the end frame of
+    the first window (``ends``: the (video, last frame) of each row of ``probs``) inside it
+    that shows its class; the median over the instances shown (``start_lag_s``, what a
+    stream's action_started subtracts from the time it first showed the label), and the share
+    never shown. For each instance shown, seconds from the frame after its last to the end
+    frame of the first window of the last run of windows not showing it that covers that
+    frame (negative when the run began inside the instance); the median, at least 0
+    (``end_lag_s``, what an action_ended subtracts from the time the label stopped being
+    shown), over the instances a later window stops showing. Unsmoothed, like the threshold:
+    a stream's smoothing adds a stride or two."""
     shown = shown_labels(probs, none, threshold)
     by_video: dict[str, list[tuple[int, int]]] = {}
     for (video, end), label in zip(ends, shown, strict=True):
         by_video.setdefault(video, []).append((end, int(label)))
-    lags, missed = [], 0
+    lags, end_lags, missed = [], [], 0
     for stream in streams:
-        windows = by_video.get(stream.name, [])
+        windows = sorted(by_video.get(stream.name, []))
         for instance in stream.instances:
             label = int(lookup[instance.label + 1])
             if label == none:
                 continue
             hits = [end for end, lab in windows
                     if instance.start <= end < instance.end and lab == label]  # fmt: skip
-            if hits:
-                lags.append((min(hits) - instance.start) / fps)
-            else:
+            if not hits:
                 missed += 1
+                continue
+            lags.append((min(hits) - instance.start) / fps)
+            after = next((i for i, (end, lab) in enumerate(windows)
+                          if end >= instance.end and lab != label), None)  # fmt: skip
+            if after is None:
+                continue  # shown until the video ends
+            first = after
+            while windows[first - 1][1] != label:  # stops at the latest window that shows it
+                first -= 1
+            end_lags.append((windows[first][0] - instance.end) / fps)
     count = len(lags) + missed
     return {
         "start_lag_s": round(float(np.median(lags)), 3) if lags else 0.0,
         "start_lag_instances": count,
         "start_lag_missed_share": missed / count if count else 0.0,
+        "end_lag_s": round(max(float(np.median(end_lags)), 0.0), 3) if end_lags else 0.0,
+        "end_lag_instances": len(end_lags),
     }
 
 

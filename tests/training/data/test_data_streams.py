@@ -32,7 +32,7 @@ from training.recipes.stream_data import (
     calibrate_threshold,
     false_alarm_runs,
     split_calibration,
-    start_lag,
+    stream_lags,
     stream_windows,
 )
 
@@ -255,12 +255,14 @@ def test_per_minute_calibration_takes_the_lowest_threshold_under_the_target() ->
     assert calibrate_per_minute(probs, labels, video, none, 1.5, 2.0)["threshold"] == 0.61
 
 
-def test_the_start_lag_is_the_median_delay_of_the_first_window_inside_an_instance() -> None:
+def test_the_lags_are_the_median_delays_of_the_first_windows_showing_and_not_showing() -> None:
     """Hand-worked, at 30 fps: model classes 0 and 1, none 2; frame label 3 (another dataset
     class) is none. Windows end every 2 frames. Instance A (class 0, frames 10-19) is first
     shown by the window ending at 15 (a window ending at 21, after it, shows class 0 too);
     B (class 1, 22-29) only at 0.5, under the 0.6 threshold: missed; C (class 0, 32-39) at 33.
-    The lags are 5 and 1 frames: median 3 frames, 0.1 s; one of three instances missed."""
+    The start lags are 5 and 1 frames: median 3 frames, 0.1 s; one of three instances missed.
+    A stops being shown at the window ending at 23, 3 frames after its last (19) + 1; C is
+    not shown by windows 37 and 39, but no window ends after it: no end lag."""
     none, lookup = 2, np.array([2, 0, 1, 2])
     instances = (Interval(2, 0, 5), Interval(0, 10, 20), Interval(1, 22, 30), Interval(0, 32, 40))
     stream = Stream("v", np.ones((1, 40, 25, 3), np.float32), instances)
@@ -270,12 +272,22 @@ def test_the_start_lag_is_the_median_delay_of_the_first_window_inside_an_instanc
         probs[ends.index(end)] = [0.9, 0.05, 0.05]
     for end in (23, 25, 27):
         probs[ends.index(end)] = [0.2, 0.5, 0.3]
-    lag = start_lag(probs, 0.6, none, [("v", e) for e in ends], [stream], lookup, 30.0)
-    assert lag == {"start_lag_s": 0.1, "start_lag_instances": 3, "start_lag_missed_share": 1 / 3}
-    # at a threshold of 0.5, B is shown from its first window on (frame 23: 1 frame late)
-    assert start_lag(probs, 0.5, none, [("v", e) for e in ends], [stream], lookup, 30.0) == {
-        "start_lag_s": round(1 / 30, 3), "start_lag_instances": 3, "start_lag_missed_share": 0.0
+    windows = [("v", e) for e in ends]
+    assert stream_lags(probs, 0.6, none, windows, [stream], lookup, 30.0) == {
+        "start_lag_s": 0.1, "start_lag_instances": 3, "start_lag_missed_share": 1 / 3,
+        "end_lag_s": 0.1, "end_lag_instances": 1,
     }  # fmt: skip
+    # at a threshold of 0.5, B is shown from its first window on (frame 23: 1 frame late) and
+    # stops being shown by the window ending at 29, inside it: -1 frame; median of 3 and -1
+    assert stream_lags(probs, 0.5, none, windows, [stream], lookup, 30.0) == {
+        "start_lag_s": round(1 / 30, 3), "start_lag_instances": 3, "start_lag_missed_share": 0.0,
+        "end_lag_s": round(1 / 30, 3), "end_lag_instances": 2,
+    }  # fmt: skip
+    # an action that always stops being shown before it ends moves no end earlier
+    probs[ends.index(21)] = [0.1, 0.1, 0.8]
+    probs[ends.index(19)] = [0.1, 0.1, 0.8]
+    early = stream_lags(probs, 0.6, none, windows, [stream], lookup, 30.0)
+    assert early["end_lag_s"] == 0.0 and early["end_lag_instances"] == 1
 
 
 # the eight interactions of the shipped interaction model's recipe
