@@ -27,8 +27,9 @@ from tests.ros.node_runs import FPS, RosRun, start_run
 MODELS = Path(__file__).resolve().parents[2] / "models"
 INTERACTION, GESTURE = MODELS / "interaction.onnx", MODELS / "default.onnx"
 #: The first cross-subject test video of PKU-MMD: two people, both in view all along. From
-#: frame 300 they hug (the shipped interaction model decides the action 2.9 s in, its start
-#: reported 1.07 s in, ends it 4 s in, and shows it again from 4.8 s to 6.4 s).
+#: frame 300 they hug (the shipped interaction model shows the hug from frame 55, decides it
+#: at frame 71 with its start reported 0.73 s in, shows none from frame 183 and ends it at
+#: frame 199, its end reported 5.33 s in).
 VIDEO, FIRST = "0299-L", 300
 HUGGING, WHOLE = 104, 260  # slice lengths: ends while they hug; holds the hug's end too
 LEAVES_AFTER = 105  # the leaving run: person 1 (the pair's first-tracked body) leaves here
