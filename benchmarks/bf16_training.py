@@ -95,12 +95,16 @@ def paired(rows: list[dict[str, Any]], key: str) -> list[float]:
     return [by[(s, "bf16")][key] - by[(s, "off")][key] for s in seeds]
 
 
+def finetuned(row: dict[str, Any]) -> str:
+    return f"{row['finetune_top1']:.3f}" if "finetune_top1" in row else "-"
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     body = "".join(
         f"| {r['seed']} | {'fp32' if r['amp'] == 'off' else 'bf16'} | {r['mamp_minutes']:.1f} "
         f"| {r['masksem_minutes']:.1f} | {r['mamp_loss']:.3f} | {r['masksem_loss']:.3f} "
-        f"| {r['linear_top1']:.3f} | {r.get('finetune_top1', float('nan')):.3f} |\n"
+        f"| {r['linear_top1']:.3f} | {finetuned(r)} |\n"
         for r in rows
     )
     lines = []

@@ -916,7 +916,7 @@ class StreamCore:
                 self.start_lag_s(model.name),
                 opened,
                 self.end_lag_s(model.name),
-            )  # fmt: skip
+            )
             if none is not None and self.config.decision == "card"
             else None
         )
