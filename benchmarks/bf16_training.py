@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.pretrain_streams import CPU
-from benchmarks.report import publish
+from benchmarks.report import provenance, publish
 from benchmarks.study import read_back_or_run
 from training.config_io import load_config
 from training.recipes.classify import ClassifyRecipe
@@ -147,9 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.no_section:
         return
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
-        "command": " ".join(["python -m benchmarks.bf16_training", *given]),
+        **provenance("benchmarks.bf16_training", given, args.threads),
         "rows": rows,
     }
     publish("bf16_training", result, args.results, markdown(result))

@@ -4,7 +4,10 @@ place when its script runs again."""
 from __future__ import annotations
 
 import json
+import platform
 import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +38,13 @@ def publish(key: str, result: dict[str, Any], json_path: Path, markdown: str) ->
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     write_section(key, markdown)
     print(markdown)
+
+
+def provenance(module: str, argv: Sequence[str], threads: int) -> dict[str, str]:
+    """When, where and how a benchmark ran: its ``date`` (UTC), ``machine`` (processor and
+    ``threads``) and the ``command`` that reproduces it (``python -m module argv``)."""
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {threads} threads",
+        "command": " ".join([f"python -m {module}", *argv]),
+    }

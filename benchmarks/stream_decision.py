@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import publish
+from benchmarks.report import provenance, publish
 from benchmarks.stream_labelling import EVENTS_MIN_S, held_out_of
 from benchmarks.streaming import STREAM
 from benchmarks.study import read_back_or_run
@@ -40,25 +38,28 @@ KEYS = ("map_iou50", "f1_iou50", "frame_macro_f1", "latency_median_s", "missed_s
         "false_alarms_per_min")  # fmt: skip
 
 
-def recalibrated(run: Path, target: float, out: Path, threads: int) -> tuple[Path, dict[str, Any]]:
-    """A copy of the finished ``run`` calibrated to ``target`` false alarms per background
-    minute: its folder and metrics (read back once done)."""
+def run_recipe(run: Path, threads: int) -> ClassifyRecipe:
+    """The recipe the finished ``run`` trained with, at ``threads`` threads."""
     metrics = json.loads((run / "metrics.json").read_text())
     recipe = ClassifyRecipe.model_validate(metrics["config"])
     if recipe.stream is None:
         raise SystemExit(f"{run}: not a stream recipe's run (its recipe has no stream section)")
-    stream = recipe.stream.model_copy(update={"false_alarms_per_min": target})
     loop = recipe.loop.model_copy(update={"threads": threads})
-    recipe = recipe.model_copy(update={"stream": stream, "loop": loop})
-    dest = out / f"{run.name}-fa{target:g}"
+    return recipe.model_copy(update={"loop": loop})
+
+
+def target_row(
+    run: Path, recipe: ClassifyRecipe, target: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``run`` recalibrated to ``target`` false alarms per background minute (a copy of it,
+    read back once done) and its held-out scores."""
+    assert recipe.stream is not None  # run_recipe checked
+    stream = recipe.stream.model_copy(update={"false_alarms_per_min": target})
+    dest = args.runs / f"{run.name}-fa{target:g}"
     if not (dest / "checkpoint.pt").exists():
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / "checkpoint.pt", dest / "checkpoint.pt")
-    return dest, read_back_or_run(recipe, dest)
-
-
-def target_row(run: Path, target: float, args: argparse.Namespace) -> dict[str, Any]:
-    dest, metrics = recalibrated(run, target, args.runs, args.threads)
+    metrics = read_back_or_run(recipe.model_copy(update={"stream": stream}), dest)
     decision = metrics["decision"]
     held_out = held_out_of(dest, decision["calibration_videos"], args.threads)
     row = {
@@ -140,11 +141,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(given)
     if not (args.run / "metrics.json").exists() or not (args.run / "checkpoint.pt").exists():
         parser.error(f"--run {args.run}: no finished run there (metrics.json, checkpoint.pt)")
-    rows = [target_row(args.run, target, args) for target in sorted(args.targets)]
+    recipe = run_recipe(args.run, args.threads)
+    rows = [target_row(args.run, recipe, target, args) for target in sorted(args.targets)]
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
-        "command": " ".join(["python -m benchmarks.stream_decision", *given]),
+        **provenance("benchmarks.stream_decision", given, args.threads),
         "run": str(args.run),
         "tolerated": args.tolerated,
         "rows": rows,

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import platform
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.pretrain_streams import scaled_loop
-from benchmarks.report import publish
+from benchmarks.report import provenance, publish
 from benchmarks.streaming import (
     EVENT_VARIANTS,
     FPS,
@@ -246,9 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.train_only:
         return
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
-        "command": " ".join(["python -m benchmarks.stream_labelling", *given]),
+        **provenance("benchmarks.stream_labelling", given, args.threads),
         "epochs": args.epochs,
         "seed": args.seed,
         "fps": FPS,
